@@ -1,0 +1,3 @@
+"""The PAGI toolkit."""
+
+__version__ = "0.1.0"
