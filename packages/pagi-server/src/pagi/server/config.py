@@ -1,0 +1,193 @@
+"""Every server option, declared once.
+
+``ServerConfig`` is the single source of truth for options: its fields carry
+the default, the validation and (in ``metadata``) the help text and group the
+CLI is generated from. Adding an option means adding one field here; the
+runner, the CLI, ``--help`` and the worker processes all pick it up.
+
+Limits and timeouts default to values that are safe on the open internet:
+every buffer the server keeps for a client is bounded, and every wait on a
+client has a deadline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["ConfigError", "ServerConfig"]
+
+LoopType = Literal["asyncio", "uvloop", "trio"]
+LifespanMode = Literal["auto", "on", "off"]
+
+
+class ConfigError(ValueError):
+    """An option has a value the server cannot run with; the message names it."""
+
+
+def _opt(default: Any, help: str, group: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, "group": group, **extra})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Options of the PAGI reference server (see ``pagi-server --help``)."""
+
+    # --- listening -----------------------------------------------------------
+    host: str = _opt("127.0.0.1", "interface to bind", "listen")
+    port: int = _opt(5000, "TCP port to bind (0 picks a free port)", "listen")
+    uds: str | None = _opt(None, "bind a Unix domain socket at this path instead", "listen")
+    fd: int | None = _opt(None, "serve on an already-bound listening socket fd", "listen")
+    backlog: int = _opt(2048, "listen backlog", "listen")
+
+    # --- limits --------------------------------------------------------------
+    max_request_line_size: int = _opt(
+        8192, "longest request line in bytes; longer gets 414", "limits"
+    )
+    max_header_size: int = _opt(
+        16384, "largest request head (line + headers) in bytes; larger gets 431", "limits"
+    )
+    max_header_count: int = _opt(100, "most header fields in a request; more gets 431", "limits")
+    max_body_size: int = _opt(
+        10 * 1024 * 1024,
+        "largest request body in bytes, declared or streamed (0 = unlimited); larger gets 413",
+        "limits",
+    )
+    max_drain_size: int = _opt(
+        256 * 1024,
+        "unread request body bytes discarded to keep a connection alive; more closes it",
+        "limits",
+    )
+    max_connections: int = _opt(
+        1000, "concurrent connections per process; more get 503 (0 = unlimited)", "limits"
+    )
+    max_ws_message_size: int = _opt(
+        16 * 1024 * 1024, "largest WebSocket message in bytes; larger closes with 1009", "limits"
+    )
+    max_ws_frame_size: int = _opt(
+        16 * 1024 * 1024, "largest WebSocket frame in bytes; larger closes with 1009", "limits"
+    )
+    max_receive_queue: int = _opt(
+        256,
+        "WebSocket messages queued for an app that does not receive; more closes with 1008",
+        "limits",
+    )
+    write_high_watermark: int = _opt(
+        65536, "buffered outbound bytes at which send() blocks (pagi.transport)", "limits"
+    )
+    write_low_watermark: int = _opt(
+        16384, "buffered outbound bytes below which a blocked send() resumes", "limits"
+    )
+
+    # --- timeouts (seconds; 0 disables where noted) ----------------------------
+    header_timeout: float = _opt(
+        10.0, "total deadline to receive a request head once it starts (slowloris)", "timeouts"
+    )
+    keepalive_timeout: float = _opt(
+        5.0, "idle time allowed between requests on a persistent connection", "timeouts"
+    )
+    body_timeout: float = _opt(
+        30.0, "longest wait for more request body bytes while the app reads", "timeouts"
+    )
+    write_timeout: float = _opt(
+        30.0, "longest a write to a client may stall before the connection is dropped", "timeouts"
+    )
+    ws_idle_timeout: float = _opt(
+        0.0, "close a WebSocket with no traffic either way for this long (0 = off)", "timeouts"
+    )
+    sse_idle_timeout: float = _opt(
+        0.0, "close an SSE stream with nothing sent for this long (0 = off)", "timeouts"
+    )
+    ws_close_timeout: float = _opt(
+        5.0, "how long to wait for the peer's Close frame after sending ours", "timeouts"
+    )
+    shutdown_timeout: float = _opt(
+        30.0, "on SIGTERM/SIGINT, how long in-flight requests may finish", "timeouts"
+    )
+    lifespan_startup_timeout: float = _opt(
+        30.0, "how long the app may take to answer lifespan.startup (0 = no limit)", "timeouts"
+    )
+
+    # --- protocol --------------------------------------------------------------
+    lifespan: LifespanMode = _opt(
+        "auto", "lifespan protocol: auto (use if the app supports it), on, off", "protocol",
+        choices=("auto", "on", "off"),
+    )
+    ws_per_message_deflate: bool = _opt(
+        True, "negotiate permessage-deflate when a WebSocket client offers it", "protocol"
+    )
+    ws_deflate_window_bits: int = _opt(
+        12, "server window bits for permessage-deflate (9-15; smaller uses less memory)",
+        "protocol",
+    )
+    server_header: bool = _opt(True, "send a 'server: pagi' header unless the app did", "protocol")
+    proxy_headers: bool = _opt(
+        False, "trust X-Forwarded-For/-Proto from --forwarded-allow-ips", "protocol"
+    )
+    forwarded_allow_ips: str = _opt(
+        "127.0.0.1", "comma-separated proxy addresses whose X-Forwarded-* are trusted", "protocol"
+    )
+    root_path: str = _opt("", "mount point of the whole app (scope root_path)", "protocol")
+
+    # --- TLS -------------------------------------------------------------------
+    ssl_certfile: str | None = _opt(None, "TLS certificate chain (PEM); enables HTTPS", "tls")
+    ssl_keyfile: str | None = _opt(None, "TLS private key (PEM)", "tls")
+    ssl_ca_certs: str | None = _opt(None, "CA bundle to verify client certificates", "tls")
+
+    # --- process and logging ---------------------------------------------------
+    workers: int = _opt(1, "worker processes (pre-fork when more than 1)", "process")
+    loop_type: LoopType = _opt(
+        "asyncio", "event loop: asyncio, uvloop or trio", "process",
+        choices=("asyncio", "uvloop", "trio"), flag="--loop",
+    )
+    quiet: bool = _opt(False, "no banner or informational messages", "process")
+    log_level: str = _opt(
+        "info", "log level", "process", choices=("critical", "error", "warning", "info", "debug")
+    )
+    access_log_format: str = _opt(
+        "clf",
+        "access log format: clf, combined, common, tiny or a string of %-atoms",
+        "process",
+    )
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            choices = f.metadata.get("choices")
+            if choices is not None and value not in choices:
+                raise ConfigError(f"{f.name} must be one of {', '.join(choices)}; got {value!r}")
+        nonneg = (
+            "port", "backlog", "max_body_size", "max_drain_size", "max_connections",
+            "header_timeout", "keepalive_timeout", "body_timeout", "write_timeout",
+            "ws_idle_timeout", "sse_idle_timeout", "ws_close_timeout", "shutdown_timeout",
+            "lifespan_startup_timeout", "write_low_watermark",
+        )
+        for name in nonneg:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative; got {getattr(self, name)!r}")
+        positive = (
+            "max_request_line_size", "max_header_size", "max_header_count", "workers",
+            "max_ws_message_size", "max_ws_frame_size", "max_receive_queue",
+            "write_high_watermark",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive; got {getattr(self, name)!r}")
+        if self.port > 65535:
+            raise ConfigError(f"port must be 0-65535; got {self.port}")
+        if self.write_low_watermark > self.write_high_watermark:
+            raise ConfigError("write_low_watermark must not exceed write_high_watermark")
+        if not 9 <= self.ws_deflate_window_bits <= 15:
+            raise ConfigError("ws_deflate_window_bits must be 9-15")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ConfigError("ssl_certfile and ssl_keyfile go together")
+
+    @classmethod
+    def option_names(cls) -> frozenset[str]:
+        """Names of every option, for refusing unknown ones (R-RUN-4)."""
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        """A copy with ``changes`` applied and validated."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,72 @@
+"""What every connection shares with its server: app, config, clock, registry.
+
+Drivers take a :class:`ServerContext` instead of a dozen arguments, and the
+server uses it to find live connections when it drains.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pagi.server.config import ServerConfig
+from pagi.spec import App
+
+if TYPE_CHECKING:
+    from pagi.server.accesslog import AccessLog
+
+__all__ = ["LiveConnection", "ServerContext"]
+
+log = logging.getLogger("pagi.server")
+
+
+class LiveConnection(Protocol):
+    """A connection as the server sees it while draining."""
+
+    def begin_drain(self) -> None:
+        """Finish the request in flight (if any), then close; close now if idle."""
+
+    def force_close(self) -> None:
+        """Abort now: in-flight scopes see reason ``server_shutdown``."""
+
+
+class ServerContext:
+    """Shared, per-process state of a running server."""
+
+    __slots__ = (
+        "_date",
+        "_date_second",
+        "access_log",
+        "app",
+        "config",
+        "connections",
+        "draining",
+        "state",
+    )
+
+    def __init__(
+        self,
+        app: App,
+        config: ServerConfig,
+        *,
+        access_log: AccessLog | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.access_log = access_log
+        self.state = state
+        self.connections: set[LiveConnection] = set()
+        self.draining = False
+        self._date_second = -1
+        self._date = b""
+
+    def date_value(self) -> bytes:
+        """The current HTTP-date, recomputed at most once a second."""
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second = now
+            self._date = formatdate(now, usegmt=True).encode("ascii")
+        return self._date

@@ -1,0 +1,1 @@
+"""Protocol drivers: bytes in, scopes and streams out, bytes back."""

@@ -1,0 +1,750 @@
+"""HTTP/1.0 and HTTP/1.1 connection driver.
+
+Theory of operation
+-------------------
+A connection runs three tasks that share nothing but a few fields:
+
+* the **reader** owns the socket's receive side and an ``h11`` parser. It
+  turns bytes into request heads and body chunks, enforces every inbound
+  limit while bytes arrive (414 for a request line, 431 for a head, 413 for a
+  body, 400 for anything malformed or ambiguous), applies the read deadlines
+  and notices a client that goes away while the application is busy
+  (R-HTTP-63). It hands work to the main task as queued *items*, in order.
+* the **main task** takes items one at a time, so pipelined responses leave
+  in request order. For a request it builds the stream, calls the app, then
+  applies the backstop (R-HERR-10..15) and decides whether the connection
+  can carry another request: only if the response was framed, nobody asked
+  for ``close``, and any unread request body could be discarded within
+  ``max_drain_size`` (an unread body is never parsed as a request, the
+  desync the Perl server had).
+* the outbox **writer** (``transport.Outbox``) pushes bytes the app wrote
+  while nobody was flushing.
+
+``h11`` parses one request per parser object: when a request ends, the bytes
+that followed it (a pipelined request) are moved into a fresh parser. The
+server writes responses itself, because the framing rules of PAGI (deferred
+head, trailers, HEAD, HTTP/1.0 close-delimited bodies, server-added headers)
+are simpler to state directly than to coax out of ``h11``'s writer.
+
+Timeouts (all from ``ServerConfig``) depend on what the reader waits for:
+the first byte of a request (``keepalive_timeout``; on a new connection the
+whole first head must arrive within ``header_timeout``), the rest of a head
+(``header_timeout`` from its first byte, so a slowloris client cannot reset
+it by trickling), or body bytes the app waits for (``body_timeout``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import deque
+from http import HTTPStatus
+from typing import IO, Any
+
+import anyio
+import anyio.abc
+import h11
+
+from pagi.server.context import ServerContext
+from pagi.server.scope import ConnectionInfo, build_scope, wants_event_stream
+from pagi.server.streams.http import HTTPStream
+from pagi.server.transport import Outbox
+from pagi.spec import DisconnectReason, EventError
+
+__all__ = ["H1Connection", "simple_response"]
+
+log = logging.getLogger("pagi.server")
+
+_FILE_CHUNK = 256 * 1024
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        line = f"HTTP/1.1 {status} {phrase}\r\n".encode("latin-1")
+        _STATUS_LINES[status] = line
+    return line
+
+
+def simple_response(
+    status: int,
+    date: bytes,
+    *,
+    text: str | None = None,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    close: bool = True,
+) -> bytes:
+    """A complete ``text/plain`` response the server sends on its own (R-HERR-1)."""
+    body = ((text if text is not None else HTTPStatus(status).phrase) + "\n").encode("utf-8")
+    lines = [
+        status_line(status),
+        b"content-type: text/plain; charset=utf-8\r\n",
+        b"content-length: %d\r\n" % len(body),
+        b"date: " + date + b"\r\n",
+        b"server: pagi\r\n",
+    ]
+    lines.extend(name + b": " + value + b"\r\n" for name, value in headers)
+    if close:
+        lines.append(b"connection: close\r\n")
+    lines.append(b"\r\n")
+    lines.append(body)
+    return b"".join(lines)
+
+
+def _tokens(value: bytes) -> set[bytes]:
+    return {t.strip().lower() for t in value.split(b",")}
+
+
+_CONTENT_LENGTH_LINE = re.compile(rb"\ncontent-length[ \t]*:", re.IGNORECASE)
+_NO_BODY = frozenset({204, 304})
+
+
+class _Item:
+    """Work for the main task: a request, an error to send, or a protocol switch."""
+
+    __slots__ = ("kind", "payload", "stream")
+
+    def __init__(self, kind: str, stream: HTTPStream | None = None, payload: Any = None) -> None:
+        self.kind = kind  # "request" | "error" | "upgrade" | "end"
+        self.stream = stream
+        self.payload = payload
+
+
+class _H1Response:
+    """The HTTP/1.x framing of one response (implements ``ResponseWire``)."""
+
+    __slots__ = (
+        "_conn",
+        "_head",
+        "_http10",
+        "_is_head",
+        "_mode",
+        "_remaining",
+        "_trailers",
+        "head_written",
+        "keep_alive",
+        "status",
+        "bytes_sent",
+    )
+
+    def __init__(self, conn: H1Connection, *, is_head: bool, http10: bool, keep_alive: bool):
+        self._conn = conn
+        self._is_head = is_head
+        self._http10 = http10
+        self.keep_alive = keep_alive
+        self._head = b""
+        self._mode = "none"  # "chunked" | "length" | "close" | "none"
+        self._remaining = 0
+        self._trailers = False
+        self.head_written = False
+        self.status = 0
+        self.bytes_sent = 0
+
+    def start(self, status: int, headers: list[tuple[bytes, bytes]], trailers: bool) -> None:
+        self.status = status
+        out = [status_line(status)]
+        length: int | None = None
+        has_date = has_server = False
+        no_body = self._is_head or status in _NO_BODY
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    raise EventError(
+                        "http.response.start", "headers", f"content-length {value!r} is not a number"
+                    ) from None
+                if length < 0 or not value.strip().isdigit():
+                    raise EventError(
+                        "http.response.start", "headers", f"content-length {value!r} is invalid"
+                    )
+                if status == 204 or (trailers and not self._http10 and not no_body):
+                    continue  # 204 carries no length; trailers need chunked framing
+            elif name == b"transfer-encoding":
+                continue  # the server owns framing (R-HTTP-21)
+            elif name == b"connection":
+                if b"close" in _tokens(value):
+                    self.keep_alive = False
+                continue
+            elif name == b"date":
+                has_date = True
+            elif name == b"server":
+                has_server = True
+            out.append(name + b": " + value + b"\r\n")
+        if no_body:
+            self._mode = "none"
+        elif trailers and not self._http10:
+            self._mode = "chunked"
+            self._trailers = True
+        elif length is not None:
+            self._mode = "length"
+            self._remaining = length
+        elif self._http10:
+            self._mode = "close"  # no chunked for HTTP/1.0: the close ends the body
+            self.keep_alive = False
+        else:
+            self._mode = "chunked"
+        conn = self._conn
+        if conn.ctx.draining or conn.closing:
+            self.keep_alive = False
+        if self._mode == "chunked":
+            out.append(b"transfer-encoding: chunked\r\n")
+        if not has_date:
+            out.append(b"date: " + conn.ctx.date_value() + b"\r\n")
+        if not has_server and conn.ctx.config.server_header:
+            out.append(b"server: pagi\r\n")
+        if not self.keep_alive:
+            out.append(b"connection: close\r\n")
+        elif self._http10:
+            out.append(b"connection: keep-alive\r\n")
+        out.append(b"\r\n")
+        self._head = b"".join(out)
+
+    def _frame(self, data: bytes, final: bool) -> bytes:
+        mode = self._mode
+        if mode == "chunked":
+            framed = b"%x\r\n%s\r\n" % (len(data), data) if data else b""
+            if final and not self._trailers:
+                framed += b"0\r\n\r\n"
+            return framed
+        if mode == "length":
+            if len(data) > self._remaining:
+                raise EventError(
+                    "http.response.body",
+                    "body",
+                    f"is {len(data) - self._remaining} bytes longer than the content-length",
+                )
+            self._remaining -= len(data)
+            if final and self._remaining:
+                log.error(
+                    "response body ended %d bytes short of its content-length; closing",
+                    self._remaining,
+                )
+                self.keep_alive = False
+            return data
+        if mode == "close":
+            return data
+        return b""
+
+    async def body(self, data: bytes, final: bool) -> None:
+        payload = self._frame(bytes(data), final)
+        if not self.head_written:
+            payload = self._head + payload
+            self.head_written = True
+        self.bytes_sent += len(data)
+        outbox = self._conn.outbox
+        if payload:
+            await outbox.write(payload)
+        if final:
+            await outbox.flush()
+
+    async def file(self, fh: IO[bytes], offset: int, length: int | None) -> None:
+        if offset:
+            await anyio.to_thread.run_sync(fh.seek, offset)
+        remaining = length
+        while remaining is None or remaining > 0:
+            want = _FILE_CHUNK if remaining is None else min(_FILE_CHUNK, remaining)
+            chunk = await anyio.to_thread.run_sync(fh.read, want)
+            if not chunk:
+                break
+            if remaining is not None:
+                remaining -= len(chunk)
+            await self.body(chunk, False)
+            if self._conn.outbox.broken is not None:
+                return
+        await self.body(b"", True)
+
+    async def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        if self._mode == "chunked":
+            fields = b"".join(n.lower() + b": " + v + b"\r\n" for n, v in headers)
+            await self._conn.outbox.write(b"0\r\n" + fields + b"\r\n")
+        await self._conn.outbox.flush()
+
+    async def flush(self) -> None:
+        if not self.head_written:
+            self.head_written = True
+            await self._conn.outbox.write(self._head)
+        await self._conn.outbox.flush()
+
+    async def send_continue(self) -> None:
+        self._conn.outbox.write_nowait(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await self._conn.outbox.flush()
+
+
+class H1Connection:
+    """One HTTP/1.x connection, from accept to close."""
+
+    def __init__(
+        self,
+        ctx: ServerContext,
+        stream: anyio.abc.ByteStream,
+        info: ConnectionInfo,
+        *,
+        initial: bytes = b"",
+    ) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.config
+        self.stream = stream
+        self.info = info
+        self.outbox = Outbox(
+            stream,
+            high=self.cfg.write_high_watermark,
+            low=self.cfg.write_low_watermark,
+            write_timeout=self.cfg.write_timeout,
+        )
+        self.outbox.on_broken = self._on_write_failed
+        self.closing = False
+        self._initial = initial
+        self._items: deque[_Item] = deque()
+        self._item_ready: anyio.Event | None = None
+        self._item_space: anyio.Event | None = None
+        self._unfinished: list[HTTPStream] = []
+        self._busy = False
+        self._read_scope: anyio.CancelScope | None = None
+        self._idle_scope: anyio.CancelScope | None = None
+        self._task_scope: anyio.CancelScope | None = None
+        self._requests = 0
+        self._idle_since = 0.0
+        self._head_started: float | None = None
+        self._linger_on_close = False
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve requests until the connection closes; never raises."""
+        self.ctx.connections.add(self)
+        self._idle_since = anyio.current_time()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._task_scope = tg.cancel_scope
+                tg.start_soon(self.outbox.run)
+                tg.start_soon(self._reader)
+                upgrade = await self._main()
+                tg.cancel_scope.cancel()
+            if upgrade is not None:
+                await self._switch_protocol(upgrade)
+        except Exception:
+            log.exception("connection handler failed")
+        finally:
+            self.ctx.connections.discard(self)
+            for stream in self._unfinished:
+                stream.disconnect(DisconnectReason.SERVER_SHUTDOWN)
+            with anyio.CancelScope(shield=True):
+                await self._close()
+
+    async def _close(self) -> None:
+        try:
+            with anyio.move_on_after(1):
+                await self.outbox.flush()
+            await self.stream.aclose()
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+
+    def begin_drain(self) -> None:
+        self.closing = True
+        if not self._busy and not self._items and self._idle_scope is not None:
+            self._idle_scope.cancel()
+
+    def force_close(self) -> None:
+        for stream in self._unfinished:
+            stream.disconnect(DisconnectReason.SERVER_SHUTDOWN)
+        self.outbox.abort(DisconnectReason.SERVER_SHUTDOWN)
+        if self._task_scope is not None:
+            self._task_scope.cancel()
+
+    def _on_write_failed(self, reason: str) -> None:
+        self.closing = True
+        for stream in self._unfinished:
+            stream.disconnect(reason)
+        if self._task_scope is not None and not self._busy:
+            self._task_scope.cancel()
+
+    # --- the reader ------------------------------------------------------------------
+    def _push(self, item: _Item) -> None:
+        self._items.append(item)
+        if self._item_ready is not None:
+            self._item_ready.set()
+            self._item_ready = None
+
+    def _read_deadline(self) -> float:
+        cfg = self.cfg
+        if self._head_started is not None:
+            return self._head_started + cfg.header_timeout if cfg.header_timeout else float("inf")
+        current = self._unfinished[0] if self._unfinished else None
+        if current is not None and not current.body_complete:
+            return anyio.current_time() + cfg.body_timeout if cfg.body_timeout else float("inf")
+        if self._busy or self._items:
+            return float("inf")
+        if self._requests == 0:
+            timeout = cfg.header_timeout
+        else:
+            timeout = cfg.keepalive_timeout
+        if not timeout:
+            return float("inf")
+        return self._idle_since + timeout
+
+    async def _recv(self) -> bytes | None:
+        """Bytes from the socket, ``b""`` at EOF or error, ``None`` on a deadline."""
+        if self._initial:
+            data, self._initial = self._initial, b""
+            return data
+        with anyio.CancelScope(deadline=self._read_deadline()) as scope:
+            self._read_scope = scope
+            try:
+                return await self.stream.receive(65536)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return b""
+            except OSError:
+                return b""
+            finally:
+                self._read_scope = None
+        return None
+
+    def _new_parser(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.cfg.max_header_size)
+
+    async def _reader(self) -> None:
+        cfg = self.cfg
+        parser = self._new_parser()
+        stream: HTTPStream | None = None
+        head = bytearray()  # raw bytes of the head being read (for checks h11 skips)
+        line_done = False
+        pending = b""
+        while True:
+            if pending:
+                data, pending = pending, b""
+            else:
+                try:
+                    event = parser.next_event()
+                except h11.RemoteProtocolError as exc:
+                    self._protocol_error(stream, exc.error_status_hint, str(exc))
+                    return
+                if event is h11.NEED_DATA:
+                    got = await self._recv()
+                    if got is None:
+                        self._on_read_timeout(stream, head)
+                        return
+                    if not got:
+                        self._on_eof(stream)
+                        return
+                    data = got
+                elif type(event) is h11.Request:
+                    self._head_started = None
+                    result = self._on_request(event, bytes(head))
+                    head.clear()
+                    line_done = False
+                    if result is None:
+                        return
+                    stream = result
+                    continue
+                elif type(event) is h11.Data:
+                    assert stream is not None
+                    stream.feed(event.data)
+                    if cfg.max_body_size and stream.body_size > cfg.max_body_size:
+                        self._body_too_large(stream)
+                        return
+                    if stream.discarding and stream.body_size > cfg.max_drain_size:
+                        return  # the main task sees the body never completes and closes
+                    await stream.wait_room()
+                    continue
+                elif type(event) is h11.EndOfMessage:
+                    assert stream is not None
+                    stream.end_body()
+                    leftover, closed = parser.trailing_data
+                    if stream.scope["type"] == "websocket":
+                        self._push(_Item("upgrade", stream, bytes(leftover)))
+                        return
+                    stream = None
+                    parser = self._new_parser()
+                    if closed and not leftover:
+                        self._on_eof(None)
+                        return
+                    pending = bytes(leftover)
+                    continue
+                else:  # ConnectionClosed, or PAUSED which per-request parsers never reach
+                    self._on_eof(stream)
+                    return
+            # New bytes: while a head is incomplete, check its size as it grows.
+            if stream is None or stream.body_complete:
+                if self._head_started is None:
+                    self._head_started = anyio.current_time()
+                if not line_done:
+                    newline = data.find(b"\n")
+                    line_length = len(head) + (newline if newline >= 0 else len(data))
+                    if line_length > cfg.max_request_line_size + 1:
+                        self._push_error(414)
+                        return
+                    line_done = newline >= 0
+                if len(head) + len(data) > cfg.max_header_size + 65536:
+                    data_for_head = data[: cfg.max_header_size + 65536 - len(head)]
+                    head += data_for_head
+                else:
+                    head += data
+            parser.receive_data(data)
+
+    def _on_request(self, event: h11.Request, head: bytes) -> HTTPStream | None:
+        cfg = self.cfg
+        headers = [(bytes(n), bytes(v)) for n, v in event.headers]
+        if len(headers) > cfg.max_header_count:
+            self._push_error(431, "Too many header fields")
+            return None
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            end = head.find(b"\n\n")
+        head = head[: end + 1] if end >= 0 else head
+        if b"\n " in head or b"\n\t" in head:
+            self._push_error(400, "Obsolete line folding is not accepted")
+            return None
+        content_length: bytes | None = None
+        chunked = False
+        upgrade = connection = accept = expect = b""
+        for name, value in headers:
+            if name == b"content-length":
+                content_length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"connection":
+                connection = value
+            elif name == b"upgrade":
+                upgrade = value
+            elif name == b"accept":
+                accept = value
+            elif name == b"expect":
+                expect = value
+        if content_length is not None:
+            if chunked:
+                self._push_error(400, "Both Content-Length and Transfer-Encoding")
+                return None
+            if len(_CONTENT_LENGTH_LINE.findall(head)) > 1:
+                self._push_error(400, "Duplicate Content-Length")
+                return None
+            if cfg.max_body_size and int(content_length) > cfg.max_body_size:
+                self._push_error(413)
+                return None
+        version = event.http_version.decode("ascii")
+        if chunked and version == "1.0":
+            self._push_error(400, "Transfer-Encoding in an HTTP/1.0 request")
+            return None
+        target = bytes(event.target)
+        if not (target.startswith(b"/") or target == b"*" or b"://" in target[:16]):
+            self._push_error(400, "Invalid request target")
+            return None
+        conn_tokens = _tokens(connection) if connection else set()
+        if version == "1.1":
+            keep_alive = b"close" not in conn_tokens
+        else:
+            keep_alive = b"keep-alive" in conn_tokens
+        method = event.method.decode("ascii")
+        if (
+            upgrade
+            and b"websocket" in _tokens(upgrade)
+            and b"upgrade" in conn_tokens
+            and method == "GET"
+        ):
+            scope_type = "websocket"
+        elif accept and wants_event_stream(accept):
+            scope_type = "sse"
+        else:
+            scope_type = "http"
+        scope = build_scope(
+            scope_type,
+            self.info,
+            method=method,
+            http_version=version,
+            target=target,
+            headers=headers,
+        )
+        if scope_type == "http":
+            scope["extensions"]["fullflush"] = {}
+        wire = _H1Response(
+            self, is_head=method == "HEAD", http10=version == "1.0", keep_alive=keep_alive
+        )
+        has_body = chunked or (content_length is not None and int(content_length) > 0)
+        stream = HTTPStream(
+            scope,
+            wire,
+            transport=None,
+            expect_continue=version == "1.1" and b"100-continue" in expect.lower(),
+            has_body=has_body,
+            body_timeout=cfg.body_timeout,
+        )
+        stream.on_body_timeout = self._on_body_timeout
+        if scope_type != "websocket":  # a WebSocket is queued once its head is complete
+            self._unfinished.append(stream)
+            self._push(_Item("request", stream))
+        return stream
+
+    def _push_error(self, status: int, text: str | None = None) -> None:
+        self._push(_Item("error", payload=(status, text)))
+
+    def _protocol_error(self, stream: HTTPStream | None, status: int, detail: str) -> None:
+        log.debug("bad request from %s: %s", self.info.client, detail)
+        if stream is not None and not stream.body_complete:
+            # Broken body framing mid-request: the app learns it from the connection.
+            stream.error_status = 400
+            stream.disconnect(DisconnectReason.PROTOCOL_ERROR)
+            self._push(_Item("end"))
+        else:
+            self._push_error(status if status in (400, 413, 414, 431, 501) else 400)
+
+    def _body_too_large(self, stream: HTTPStream) -> None:
+        stream.error_status = 413
+        stream.disconnect(DisconnectReason.BODY_TOO_LARGE)
+        self._push(_Item("end"))
+
+    def _on_read_timeout(self, stream: HTTPStream | None, head: bytearray) -> None:
+        if self._head_started is not None and head:
+            self._push_error(408)
+            return
+        if stream is not None and not stream.body_complete:
+            stream.disconnect(DisconnectReason.CLIENT_TIMEOUT)
+        self._push(_Item("end"))
+
+    def _on_body_timeout(self) -> None:
+        self.closing = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+
+    def _on_eof(self, stream: HTTPStream | None) -> None:
+        for pending in self._unfinished:
+            pending.disconnect(DisconnectReason.CLIENT_CLOSED)
+            pending.reader_gone()
+        self.closing = True
+        self._push(_Item("end"))
+
+    # --- the main task ---------------------------------------------------------------
+    async def _next_item(self) -> _Item | None:
+        while not self._items:
+            if self.closing and not self._busy:
+                return None
+            self._item_ready = anyio.Event()
+            self._idle_since = anyio.current_time()
+            if self._read_scope is not None:
+                self._read_scope.deadline = self._read_deadline()
+            with anyio.CancelScope() as idle:
+                self._idle_scope = idle
+                await self._item_ready.wait()
+            self._idle_scope = None
+            if idle.cancelled_caught:
+                return None
+        return self._items.popleft()
+
+    async def _main(self) -> tuple[HTTPStream, bytes] | None:
+        while True:
+            item = await self._next_item()
+            if item is None or item.kind == "end":
+                return None
+            if item.kind == "error":
+                status, text = item.payload
+                self.outbox.write_nowait(
+                    simple_response(status, self.ctx.date_value(), text=text)
+                )
+                await self.outbox.flush()
+                await self._linger()
+                return None
+            assert item.stream is not None
+            if item.kind == "upgrade":
+                return item.stream, item.payload
+            self._busy = True
+            try:
+                keep_alive = await self._serve(item.stream)
+            finally:
+                self._busy = False
+            if not keep_alive or self.ctx.draining:
+                if self._linger_on_close:
+                    await self.outbox.flush()
+                    await self._linger()
+                return None
+
+    async def _serve(self, stream: HTTPStream) -> bool:
+        """Run the app for one request; return whether the connection may continue."""
+        scope = stream.scope
+        wire = stream.wire
+        assert isinstance(wire, _H1Response)
+        scope["pagi.transport"] = self.outbox.handle()
+        self._requests += 1
+        started = time.perf_counter()
+        if scope["type"] == "sse":
+            from pagi.server.streams.sse import serve_sse_over_http
+
+            await serve_sse_over_http(self, stream)
+            self._finish(stream, started)
+            return False
+        failure: BaseException | None = None
+        try:
+            await self.ctx.app(scope, stream.receive, stream.send)
+        except Exception as exc:
+            failure = exc
+        connection = stream.connection
+        if not connection.response_complete():
+            reason = connection.disconnect_reason()
+            if not wire.head_written and (reason is None or stream.error_status != 500):
+                # Nothing reached the client yet: the backstop (R-HERR-10/11).
+                if failure is not None:
+                    log.error("exception in application", exc_info=failure)
+                elif stream.error_status == 500:
+                    log.error("application returned without completing a response")
+                self.outbox.write_nowait(
+                    simple_response(stream.error_status, self.ctx.date_value())
+                )
+                self._linger_on_close = not stream.body_complete
+                wire.status = stream.error_status
+                connection.mark_started()
+                stream.disconnect(DisconnectReason.SERVER_ERROR)
+            elif reason is None:
+                # The head is out; the only honest signal left is truncation (R-HERR-6).
+                if failure is not None:
+                    log.error("exception in application after the response started",
+                              exc_info=failure)
+                else:
+                    log.error("application returned before finishing its response")
+                stream.disconnect(DisconnectReason.SERVER_ERROR)
+            self._finish(stream, started)
+            return False
+        if failure is not None:
+            log.error("exception in application after its response", exc_info=failure)
+        self._finish(stream, started)
+        if not wire.keep_alive or self.closing:
+            return False
+        if not stream.body_complete:
+            if stream.continue_pending:
+                return False  # the client waits for 100 Continue: do not wait for the body
+            stream.discard_body()
+            with anyio.move_on_after(self.cfg.body_timeout or 30):
+                await stream.wait_body_complete()
+            if not stream.body_complete:
+                return False
+        return True
+
+    def _finish(self, stream: HTTPStream, started: float) -> None:
+        if stream in self._unfinished:
+            self._unfinished.remove(stream)
+        access_log = self.ctx.access_log
+        if access_log is not None:
+            wire = stream.wire
+            assert isinstance(wire, _H1Response)
+            access_log.log(stream.scope, wire.status, wire.bytes_sent, time.perf_counter() - started)
+
+    async def _linger(self) -> None:
+        """Half-close, then read briefly so the client sees our error before a reset."""
+        try:
+            await self.stream.send_eof()
+            with anyio.move_on_after(1.0):
+                total = 0
+                while total < 1024 * 1024:
+                    total += len(await self.stream.receive(65536))
+        except Exception:
+            pass
+
+    async def _switch_protocol(self, upgrade: tuple[HTTPStream, bytes]) -> None:
+        from pagi.server.protocols.websocket import serve_websocket_over_http1
+
+        stream, leftover = upgrade
+        self._unfinished.clear()
+        await serve_websocket_over_http1(self, stream, leftover)

@@ -1,0 +1,334 @@
+"""The server: listeners, accept loop, lifespan, signals and graceful drain.
+
+Theory of operation
+-------------------
+:meth:`Server.serve` is the whole life of one worker process:
+
+1. bind the listeners (TCP, Unix socket or an inherited fd);
+2. run lifespan startup; a failure ends here, before any connection is
+   accepted (R-LIFE-10/11);
+3. accept connections, each in its own task, until shutdown is requested.
+   At ``max_connections`` a new client gets ``503`` with ``Retry-After``;
+   running out of file descriptors pauses accepting instead of crashing;
+4. drain: close the listeners, ask every connection to finish what it has
+   in flight (idle keep-alive connections close at once), wait up to
+   ``shutdown_timeout``, then abort the rest with reason
+   ``server_shutdown``;
+5. lifespan shutdown (R-LIFE-13), then return.
+
+:meth:`Server.run` is the blocking entry point of the runner contract
+(R-RUN-5): it picks the event loop, installs SIGINT/SIGTERM handlers (the
+first starts the drain, a second forces an immediate exit) and calls
+``serve``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Sequence
+from typing import IO, Any
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSStream
+
+from pagi.server.accesslog import AccessLog
+from pagi.server.config import ServerConfig
+from pagi.server.context import ServerContext
+from pagi.server.lifespan import Lifespan, LifespanFailure
+from pagi.server.protocols.http1 import H1Connection, simple_response
+from pagi.server.scope import ConnectionInfo
+from pagi.server.tls import build_ssl_context, tls_scope_info
+from pagi.spec import App
+
+__all__ = ["Server"]
+
+log = logging.getLogger("pagi.server")
+
+_DEFAULT_LOG: Any = object()
+_ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class Server:
+    """The PAGI reference server (runner contract, docs/spec/server.md).
+
+    ``Server(app=..., host=..., port=..., quiet=..., access_log=...,
+    loop_type=..., **server_options).run()``. Every option of
+    :class:`~pagi.server.config.ServerConfig` is accepted as a keyword; an
+    unknown one raises ``TypeError`` naming it (R-RUN-4).
+    ``access_log`` is a text file object, ``None`` to disable it, or absent
+    for the default (standard error).
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        access_log: IO[str] | None = _DEFAULT_LOG,
+        config: ServerConfig | None = None,
+        worker_num: int | None = None,
+        sockets: Sequence[socket.socket] = (),
+        **options: Any,
+    ) -> None:
+        unknown = sorted(set(options) - ServerConfig.option_names())
+        if unknown:
+            raise TypeError(f"unknown server option(s): {', '.join(unknown)}")
+        self.app = app
+        self.config = config.replace(**options) if config is not None else ServerConfig(**options)
+        if access_log is _DEFAULT_LOG:
+            access_log = sys.stderr
+        self.access_log = (
+            AccessLog(access_log, self.config.access_log_format) if access_log is not None else None
+        )
+        self.worker_num = worker_num
+        self._sockets = list(sockets)
+        self._shutdown: anyio.Event | None = None
+        self._shutdown_requested = False
+        self._force = False
+        self.addresses: list[tuple[str, int | None]] = []
+        self.ctx: ServerContext | None = None
+
+    # --- blocking entry point ----------------------------------------------------------
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM; exit the process with status 3 if startup fails."""
+        backend = "trio" if self.config.loop_type == "trio" else "asyncio"
+        options: dict[str, Any] = {}
+        if self.config.loop_type == "uvloop":
+            try:
+                import uvloop  # noqa: F401
+            except ImportError:
+                raise SystemExit(
+                    "--loop uvloop needs uvloop: pip install 'pagi-server[uvloop]'"
+                ) from None
+            options["use_uvloop"] = True
+        try:
+            anyio.run(self._serve_with_signals, backend=backend, backend_options=options)
+        except LifespanFailure as exc:
+            log.error("startup failed: %s", exc)
+            raise SystemExit(3) from None
+
+    async def _serve_with_signals(self) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_signals, tg.cancel_scope)
+            await self.serve()
+            tg.cancel_scope.cancel()
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if self._shutdown_requested:
+                    log.warning("second signal: stopping now")
+                    self._force = True
+                    self.force_close_all()
+                    os._exit(1)
+                log.info("received %s: draining", signal.Signals(signum).name)
+                self.request_shutdown()
+
+    # --- the life of a worker -----------------------------------------------------------
+    def request_shutdown(self) -> None:
+        """Start the graceful drain (call from the event loop's thread)."""
+        self._shutdown_requested = True
+        if self._shutdown is not None:
+            self._shutdown.set()
+
+    def force_close_all(self) -> None:
+        if self.ctx is not None:
+            for conn in list(self.ctx.connections):
+                conn.force_close()
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
+                    ) -> None:
+        """Bind, start up, serve until :meth:`request_shutdown`, drain, shut down."""
+        cfg = self.config
+        self._shutdown = anyio.Event()
+        if self._shutdown_requested:
+            self._shutdown.set()
+        listeners = await self._listen()
+        ssl_context = build_ssl_context(cfg) if cfg.ssl_certfile else None
+        lifespan = Lifespan(
+            self.app,
+            mode=cfg.lifespan,
+            startup_timeout=cfg.lifespan_startup_timeout,
+            shutdown_timeout=cfg.shutdown_timeout,
+            worker_num=self.worker_num,
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                try:
+                    await lifespan.startup(tg)
+                except LifespanFailure:
+                    tg.cancel_scope.cancel()
+                    raise
+                self.ctx = ctx = ServerContext(
+                    self.app, cfg, access_log=self.access_log, state=lifespan.state
+                )
+                self._banner(ssl_context is not None)
+                task_status.started(self.addresses)
+                async with anyio.create_task_group() as conns:
+                    for listener in listeners:
+                        conns.start_soon(self._accept_loop, listener, conns, ctx, ssl_context)
+                    await self._shutdown.wait()
+                    for listener in listeners:
+                        await listener.aclose()
+                    await self._drain(ctx)
+                    conns.cancel_scope.cancel()
+                await lifespan.shutdown()
+                tg.cancel_scope.cancel()
+        finally:
+            for listener in listeners:
+                await listener.aclose()
+            if cfg.uds:
+                try:
+                    os.unlink(cfg.uds)
+                except OSError:
+                    pass
+
+    async def _drain(self, ctx: ServerContext) -> None:
+        ctx.draining = True
+        for conn in list(ctx.connections):
+            conn.begin_drain()
+        with anyio.move_on_after(self.config.shutdown_timeout):
+            while ctx.connections:
+                await anyio.sleep(0.02)
+        if ctx.connections:
+            log.warning("shutdown timeout: closing %d connection(s)", len(ctx.connections))
+            for conn in list(ctx.connections):
+                conn.force_close()
+            with anyio.move_on_after(1):
+                while ctx.connections:
+                    await anyio.sleep(0.02)
+
+    async def _listen(self) -> list[anyio.abc.SocketListener]:
+        cfg = self.config
+        listeners: list[anyio.abc.SocketListener] = []
+        if self._sockets:
+            for sock in self._sockets:
+                listeners.append(anyio.abc.SocketListener.from_socket(sock))
+        elif cfg.fd is not None:
+            sock = socket.socket(fileno=cfg.fd)
+            listeners.append(anyio.abc.SocketListener.from_socket(sock))
+        elif cfg.uds:
+            if os.path.exists(cfg.uds) and _is_stale_socket(cfg.uds):
+                os.unlink(cfg.uds)
+            listeners.append(await anyio.create_unix_listener(cfg.uds, backlog=cfg.backlog))
+        else:
+            multi = await anyio.create_tcp_listener(
+                local_host=cfg.host, local_port=cfg.port, backlog=cfg.backlog
+            )
+            listeners.extend(multi.listeners)  # type: ignore[arg-type]
+        self.addresses = []
+        for listener in listeners:
+            address = listener.extra(SocketAttribute.local_address)
+            if isinstance(address, tuple):
+                self.addresses.append((str(address[0]), int(address[1])))
+            else:
+                self.addresses.append((str(address), None))
+        return listeners
+
+    def _banner(self, secure: bool) -> None:
+        if self.config.quiet:
+            return
+        scheme = "https" if secure else "http"
+        for host, port in self.addresses:
+            where = f"{scheme}://{host}:{port}" if port is not None else f"unix:{host}"
+            if ":" in host and port is not None:
+                where = f"{scheme}://[{host}]:{port}"
+            log.info("pagi-server listening on %s (pid %d)", where, os.getpid())
+
+    async def _accept_loop(
+        self,
+        listener: anyio.abc.SocketListener,
+        tg: anyio.abc.TaskGroup,
+        ctx: ServerContext,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RETRY_ERRNOS:
+                    log.warning("accept failed (%s); pausing for 100 ms", exc)
+                    await anyio.sleep(0.1)
+                    continue
+                raise
+            tg.start_soon(self._handle, stream, ctx, ssl_context)
+
+    async def _handle(
+        self,
+        raw: anyio.abc.SocketStream,
+        ctx: ServerContext,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        cfg = self.config
+        if cfg.max_connections and len(ctx.connections) >= cfg.max_connections:
+            await _refuse(raw, ctx)
+            return
+        stream: anyio.abc.ByteStream = raw
+        tls: dict[str, Any] | None = None
+        if ssl_context is not None:
+            try:
+                with anyio.fail_after(cfg.header_timeout or 10):
+                    stream = await TLSStream.wrap(
+                        raw, server_side=True, ssl_context=ssl_context, standard_compatible=False
+                    )
+            except (TimeoutError, ssl.SSLError, OSError, anyio.BrokenResourceError,
+                    anyio.EndOfStream):
+                await raw.aclose()
+                return
+            tls = tls_scope_info(stream)
+        info = _connection_info(raw, tls, cfg.root_path, ctx.state)
+        await H1Connection(ctx, stream, info).run()
+
+
+def _connection_info(
+    raw: anyio.abc.SocketStream,
+    tls: dict[str, Any] | None,
+    root_path: str,
+    state: dict[str, Any] | None,
+) -> ConnectionInfo:
+    local = raw.extra(SocketAttribute.local_address)
+    remote = raw.extra(SocketAttribute.remote_address, None)
+    if isinstance(local, tuple):
+        server: tuple[str, int | None] = (str(local[0]), int(local[1]))
+        client = (str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None
+    else:
+        server = (str(local), None)  # R-HTTP-3: [path, None] for a Unix socket
+        client = None
+    return ConnectionInfo(client=client, server=server, tls=tls, root_path=root_path, state=state)
+
+
+async def _refuse(stream: anyio.abc.SocketStream, ctx: ServerContext) -> None:
+    """At ``max_connections``: a short 503 instead of a silent hang."""
+    with anyio.move_on_after(1):
+        try:
+            await stream.send(
+                simple_response(
+                    503,
+                    ctx.date_value(),
+                    text="Server is at its connection limit",
+                    headers=((b"retry-after", b"5"),),
+                )
+            )
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+    await stream.aclose()
+
+
+def _is_stale_socket(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        return True
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, f"another server is listening on {path}")

@@ -1,0 +1,1 @@
+"""One class per scope type, shared by every protocol driver."""

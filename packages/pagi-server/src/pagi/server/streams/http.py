@@ -1,0 +1,287 @@
+"""The ``http`` scope: receive queue and send state machine of one request.
+
+Theory of operation
+-------------------
+An :class:`HTTPStream` sits between a protocol driver and the application.
+It never sees a socket. The driver pushes request body bytes in with
+:meth:`feed` / :meth:`end_body` and reports trouble with :meth:`disconnect`;
+the application pulls ``http.request`` / ``http.disconnect`` from
+:meth:`receive` and pushes response events into :meth:`send`.
+
+``send`` first runs the event through ``pagi.spec``'s :class:`SendMachine`,
+so a malformed or out-of-order event raises before anything reaches the
+wire, with a message naming the field (R-ERR-1..3, R-HTTP-32). Legal events
+are turned into calls on the driver's :class:`ResponseWire`, which owns the
+framing (chunked, Content-Length, HTTP/2 DATA frames). Because HTTP/1.1 and
+HTTP/2 both go through this class, the event rules exist once.
+
+The request body is buffered up to ``body_buffer`` bytes; past that the
+driver stops reading the socket until the application catches up
+(:meth:`wait_room`), so an app that reads slowly never makes the server hold
+an unbounded body.
+
+``receive`` follows R-HTTP-11..15: queued body bytes are delivered as one
+event (coalesced), the last with ``more=False``; once the body is exhausted
+it waits until the request ends, then returns ``http.disconnect``; after the
+response is complete or the client is gone it returns ``http.disconnect`` at
+once. The interim ``100 Continue`` is sent the first time the app asks for
+body bytes that have not arrived (R-HSRV-7).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable
+from typing import IO, Any, Protocol
+
+import anyio
+
+from pagi.server.connection import RequestConnection
+from pagi.server.transport import TransportHandle
+from pagi.spec import DisconnectReason, SendMachine
+
+__all__ = ["HTTPStream", "ResponseWire"]
+
+_DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+
+
+class ResponseWire(Protocol):
+    """What a protocol driver offers a stream for writing one response."""
+
+    def start(self, status: int, headers: list[tuple[bytes, bytes]], trailers: bool) -> None:
+        """Record the response head; the driver may defer writing it (R-HTTP-23)."""
+
+    async def body(self, data: bytes, final: bool) -> None:
+        """Write body bytes; ``final`` ends the body (and the response unless trailers)."""
+
+    async def file(self, fh: IO[bytes], offset: int, length: int | None) -> None:
+        """Write a file body from ``offset`` for ``length`` bytes (``None``: to EOF)."""
+
+    async def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Write the trailer fields and end the response."""
+
+    async def flush(self) -> None:
+        """Push buffered bytes out now (``http.fullflush``)."""
+
+    async def send_continue(self) -> None:
+        """Send ``100 Continue`` (HTTP/1.1 only; other drivers do nothing)."""
+
+
+class HTTPStream:
+    """One HTTP request/response exchange, as the application sees it."""
+
+    __slots__ = (
+        "_body_buffer",
+        "_body_complete",
+        "_body_size",
+        "_changed",
+        "_chunks",
+        "_continue_pending",
+        "_final_delivered",
+        "_queued",
+        "_reader_done",
+        "_room",
+        "body_timeout",
+        "connection",
+        "discarding",
+        "error_status",
+        "machine",
+        "on_body_timeout",
+        "scope",
+        "wire",
+    )
+
+    def __init__(
+        self,
+        scope: dict[str, Any],
+        wire: ResponseWire,
+        *,
+        transport: TransportHandle | None,
+        expect_continue: bool = False,
+        has_body: bool = True,
+        body_timeout: float = 0.0,
+        body_buffer: int = 65536,
+    ) -> None:
+        self.scope = scope
+        self.wire = wire
+        self.connection = RequestConnection()
+        self.connection.on_disconnected = self._on_disconnected
+        scope["pagi.connection"] = self.connection
+        if transport is not None:
+            scope["pagi.transport"] = transport
+        self.machine = SendMachine("http", scope["extensions"])
+        self._chunks: deque[bytes] = deque()
+        self._queued = 0
+        self._body_size = 0
+        self._body_complete = not has_body
+        self._final_delivered = False
+        self._reader_done = False
+        self._continue_pending = expect_continue and has_body
+        self._changed: anyio.Event | None = None
+        self._room: anyio.Event | None = None
+        self._body_buffer = body_buffer
+        self.body_timeout = body_timeout
+        #: Set by the driver: called when the app waited ``body_timeout`` for body bytes.
+        self.on_body_timeout: Callable[[], None] | None = None
+        #: Status the server sends if the app never responds (413 after an oversized body).
+        self.error_status = 500
+        #: True once the app is done and leftover body bytes are being thrown away.
+        self.discarding = False
+
+    # --- the driver's side ---------------------------------------------------------
+    @property
+    def body_complete(self) -> bool:
+        return self._body_complete
+
+    @property
+    def body_size(self) -> int:
+        return self._body_size
+
+    @property
+    def continue_pending(self) -> bool:
+        """True while ``100 Continue`` is owed but was never asked for."""
+        return self._continue_pending
+
+    def feed(self, data: bytes) -> None:
+        """Queue request body bytes (already de-chunked)."""
+        self._body_size += len(data)
+        if self.discarding or not data:
+            return
+        self._chunks.append(bytes(data))
+        self._queued += len(data)
+        self._notify()
+
+    def end_body(self) -> None:
+        """The request body is complete."""
+        self._body_complete = True
+        self._notify()
+
+    async def wait_room(self) -> None:
+        """Block the driver's reader while the app has a full buffer of unread body."""
+        while self._queued >= self._body_buffer and not self.discarding and self.is_open:
+            self._room = anyio.Event()
+            await self._room.wait()
+
+    @property
+    def is_open(self) -> bool:
+        return not self.connection._ended
+
+    def reader_gone(self) -> None:
+        """The driver stopped reading: no more body bytes will come."""
+        self._reader_done = True
+        self._notify()
+        self._wake_room()
+
+    async def wait_body_complete(self) -> None:
+        """Wait until the body ended or the driver stopped reading."""
+        while not self._body_complete and not self._reader_done:
+            changed = self._changed = anyio.Event()
+            await changed.wait()
+
+    def disconnect(self, reason: str) -> None:
+        """End the request abnormally (client gone, timeout, limit, shutdown)."""
+        self.connection.mark_disconnected(reason)
+
+    def discard_body(self) -> None:
+        """The app is finished: drop queued and future body bytes."""
+        self.discarding = True
+        self._chunks.clear()
+        self._queued = 0
+        self._wake_room()
+
+    def _on_disconnected(self, reason: str) -> None:
+        # Step 5 of R-CONN-40: the disconnect becomes visible to receive().
+        self._notify()
+        self._wake_room()
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def _wake_room(self) -> None:
+        if self._room is not None:
+            self._room.set()
+            self._room = None
+
+    # --- the application's side ----------------------------------------------------
+    async def receive(self) -> dict[str, Any]:
+        """The next ``http.request`` or ``http.disconnect`` event."""
+        while True:
+            if self.connection._ended:
+                return dict(_DISCONNECT)
+            if self._chunks or (self._body_complete and not self._final_delivered):
+                chunks = self._chunks
+                data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
+                self._queued = 0
+                self._wake_room()
+                more = not self._body_complete
+                if not more:
+                    self._final_delivered = True
+                return {"type": "http.request", "body": data, "more": more}
+            waiting_for_body = not self._body_complete
+            if waiting_for_body and self._continue_pending:
+                self._continue_pending = False
+                await self.wire.send_continue()
+            changed = self._changed = anyio.Event()
+            if waiting_for_body and self.body_timeout:
+                with anyio.move_on_after(self.body_timeout):
+                    await changed.wait()
+                if not changed.is_set() and not self._chunks and not self._body_complete:
+                    self.error_status = 408
+                    if self.on_body_timeout is not None:
+                        self.on_body_timeout()
+                    self.disconnect(DisconnectReason.CLIENT_TIMEOUT)
+            else:
+                await changed.wait()
+
+    async def send(self, event: dict[str, Any]) -> None:
+        """Validate and carry out one response event."""
+        self.machine.send(event)
+        if self.connection._reason is not None:
+            return  # the client is gone: sends are no-ops (R-HTTP-61)
+        event_type = event["type"]
+        if event_type == "http.response.body":
+            if event.get("file") is not None or event.get("fh") is not None:
+                await self._send_file(event)
+            else:
+                await self.wire.body(event.get("body") or b"", not event.get("more"))
+            if self.machine.state == "done":
+                self._completed()
+        elif event_type == "http.response.start":
+            self.wire.start(
+                event["status"],
+                list(event.get("headers") or ()),
+                bool(event.get("trailers")),
+            )
+            self.connection.mark_started()
+        elif event_type == "http.response.trailers":
+            await self.wire.trailers(list(event.get("headers") or ()))
+            self._completed()
+        else:  # http.fullflush
+            await self.wire.flush()
+
+    def _completed(self) -> None:
+        if self.connection._reason is None:
+            self.connection.mark_complete()
+            self._notify()
+
+    async def _send_file(self, event: dict[str, Any]) -> None:
+        offset = event.get("offset") or 0
+        length = event.get("length")
+        path = event.get("file")
+        if path is not None:
+            # Opening may fail (missing, permission): the send fails with the
+            # OSError before a byte of the body is written (R-HFILE-6).
+            fh = await anyio.to_thread.run_sync(open, os.fspath(path), "rb")
+            try:
+                await self.wire.file(fh, offset, length)
+            finally:
+                fh.close()
+        else:
+            fh = event["fh"]
+            if getattr(fh, "closed", False):
+                raise ValueError("http.response.body: 'fh' is closed (R-HFILE-7)")
+            await self.wire.file(fh, offset, length)

@@ -1,0 +1,241 @@
+"""Outbound byte buffer with watermarks, and the ``pagi.transport`` handle.
+
+Theory of operation
+-------------------
+Every connection owns one :class:`Outbox`. Applications never write to a
+socket: their ``send`` serialises an event to bytes and appends them to the
+outbox, which returns at once unless the buffer holds ``high`` bytes or more;
+then it blocks until a writer brings it below ``low`` (R-FLOW-12). This is
+what keeps a slow reader from growing the server's memory without bound: per
+connection the server holds at most ``high`` bytes plus one chunk the app is
+handing over.
+
+Bytes leave the buffer in one of two ways. Whoever needs them on the wire now
+(the end of a response, a flush) calls :meth:`Outbox.flush`, which writes
+inline in the caller's task; the common request/response path therefore costs
+no task switch. Anything written while nobody flushes is picked up by the
+connection's writer task (:meth:`Outbox.run`). A flag serialises the two so
+bytes always leave in order and never interleave.
+
+A failed or timed-out write marks the outbox broken with the matching
+disconnect reason (``write_error`` / ``write_timeout``); later writes are
+silently dropped (R-CORE-53) and every waiter is released.
+
+:class:`TransportHandle` is the per-scope view exposed as
+``scope["pagi.transport"]``. Its callbacks fire on edges with hysteresis:
+``on_high_water`` once per upward crossing (immediately if registered while
+above), ``on_drain`` once per fall below the low mark after a high
+(R-FLOW-14..17). Callbacks get no arguments and a raising callback is logged,
+never propagated into the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import anyio
+import anyio.abc
+
+from pagi.spec import DisconnectReason
+
+__all__ = ["Outbox", "TransportHandle"]
+
+log = logging.getLogger("pagi.server")
+
+
+class TransportHandle:
+    """``scope["pagi.transport"]``: read-only flow-control view for one scope."""
+
+    __slots__ = ("_above", "_drain_cbs", "_high_cbs", "_outbox")
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self._high_cbs: list[Callable[[], object]] = []
+        self._drain_cbs: list[Callable[[], object]] = []
+        self._above = False
+
+    def buffered_amount(self) -> int:
+        """Bytes accepted from the app that have not reached the socket yet."""
+        return self._outbox.buffered
+
+    def high_water_mark(self) -> int:
+        """At or above this many buffered bytes, ``send`` blocks."""
+        return self._outbox.high
+
+    def low_water_mark(self) -> int:
+        """A blocked ``send`` resumes once the buffer falls below this."""
+        return self._outbox.low
+
+    def on_high_water(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` at each upward crossing of the high mark."""
+        self._high_cbs.append(callback)
+        if self._above:
+            _call(callback)
+
+    def on_drain(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` whenever the buffer falls below the low mark after a high."""
+        self._drain_cbs.append(callback)
+
+    def _update(self, buffered: int) -> None:
+        if not self._above and buffered >= self._outbox.high:
+            self._above = True
+            for cb in tuple(self._high_cbs):
+                _call(cb)
+        elif self._above and buffered < self._outbox.low:
+            self._above = False
+            for cb in tuple(self._drain_cbs):
+                _call(cb)
+
+
+def _call(callback: Callable[[], object]) -> None:
+    try:
+        callback()
+    except Exception:
+        log.exception("pagi.transport callback %r raised", callback)
+
+
+class Outbox:
+    """A connection's outbound buffer; see the module docstring."""
+
+    __slots__ = (
+        "_below_low",
+        "_chunks",
+        "_handle",
+        "_idle",
+        "_queued",
+        "_sending",
+        "_stream",
+        "_wakeup",
+        "_write_timeout",
+        "broken",
+        "high",
+        "inflight",
+        "low",
+        "on_broken",
+    )
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteSendStream,
+        *,
+        high: int,
+        low: int,
+        write_timeout: float,
+    ) -> None:
+        self._stream = stream
+        self.high = high
+        self.low = low
+        self._write_timeout = write_timeout or None
+        self._chunks: list[bytes] = []
+        self._queued = 0
+        self.inflight = 0
+        self._sending = False
+        self._wakeup: anyio.Event | None = None
+        self._idle: anyio.Event | None = None
+        self._below_low: anyio.Event | None = None
+        self._handle: TransportHandle | None = None
+        #: ``None`` while healthy, else the disconnect reason of the failure.
+        self.broken: str | None = None
+        #: Called once with the reason when a write fails.
+        self.on_broken: Callable[[str], None] | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes queued plus bytes being written right now."""
+        return self._queued + self.inflight
+
+    def handle(self) -> TransportHandle:
+        """A fresh ``pagi.transport`` handle; the outbox reports to the newest one."""
+        self._handle = TransportHandle(self)
+        return self._handle
+
+    def write_nowait(self, data: bytes) -> None:
+        """Queue ``data`` without waiting on the watermark (server-owned bytes)."""
+        if self.broken is not None or not data:
+            return
+        self._chunks.append(data)
+        self._queued += len(data)
+        if self._handle is not None:
+            self._handle._update(self.buffered)
+        if not self._sending and self._wakeup is not None:
+            self._wakeup.set()
+
+    async def write(self, data: bytes) -> None:
+        """Queue ``data``; block while the buffer is at or above the high mark."""
+        self.write_nowait(data)
+        while self.buffered >= self.high and self.broken is None:
+            if self._below_low is None:
+                self._below_low = anyio.Event()
+            await self._below_low.wait()
+
+    async def flush(self) -> None:
+        """Return once everything queued so far has been handed to the socket."""
+        while self.broken is None and (self._chunks or self._sending):
+            if self._sending:
+                if self._idle is None:
+                    self._idle = anyio.Event()
+                await self._idle.wait()
+            else:
+                await self._send_pending()
+
+    async def _send_pending(self) -> None:
+        self._sending = True
+        try:
+            while self._chunks and self.broken is None:
+                data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+                self._chunks.clear()
+                self.inflight = len(data)
+                self._queued -= self.inflight
+                try:
+                    if self._write_timeout is None:
+                        await self._stream.send(data)
+                    else:
+                        with anyio.fail_after(self._write_timeout):
+                            await self._stream.send(data)
+                except TimeoutError:
+                    self._break(DisconnectReason.WRITE_TIMEOUT)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    self._break(DisconnectReason.WRITE_ERROR)
+                finally:
+                    self.inflight = 0
+                    self._after_progress()
+        finally:
+            self._sending = False
+            if self._idle is not None:
+                self._idle.set()
+                self._idle = None
+
+    def _after_progress(self) -> None:
+        buffered = self.buffered
+        if self._handle is not None:
+            self._handle._update(buffered)
+        if self._below_low is not None and (buffered < self.low or self.broken is not None):
+            self._below_low.set()
+            self._below_low = None
+
+    def _break(self, reason: str) -> None:
+        if self.broken is not None:
+            return
+        self.broken = reason
+        self._chunks.clear()
+        self._queued = 0
+        if self.on_broken is not None:
+            self.on_broken(reason)
+
+    def abort(self, reason: str) -> None:
+        """Drop everything queued and refuse further writes (connection is going away)."""
+        self._break(reason)
+        self._after_progress()
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def run(self) -> None:
+        """The writer task: send whatever is queued while nobody else flushes."""
+        while self.broken is None:
+            if self._chunks and not self._sending:
+                await self._send_pending()
+                continue
+            self._wakeup = anyio.Event()
+            await self._wakeup.wait()
+            self._wakeup = None
