@@ -239,13 +239,32 @@ class HTTPStream:
 
     async def send(self, event: dict[str, Any]) -> None:
         """Validate and carry out one response event."""
-        self.machine.send(event)
+        opened: IO[bytes] | None = None
+        path = event.get("file") if isinstance(event, dict) else None
+        if isinstance(path, (str, os.PathLike)) and event.get("type") == "http.response.body":
+            # Open first: a missing or unreadable file makes this send fail and
+            # leaves the response where it was, so the app can still answer
+            # (R-HFILE-6).
+            opened = await anyio.to_thread.run_sync(open, os.fspath(path), "rb")
+        try:
+            self.machine.send(event)
+        except BaseException:
+            if opened is not None:
+                opened.close()
+            raise
         if self.connection._reason is not None:
+            if opened is not None:
+                opened.close()
             return  # the client is gone: sends are no-ops (R-HTTP-61)
         event_type = event["type"]
         if event_type == "http.response.body":
-            if event.get("file") is not None or event.get("fh") is not None:
-                await self._send_file(event)
+            if opened is not None:
+                try:
+                    await self.wire.file(opened, event.get("offset") or 0, event.get("length"))
+                finally:
+                    opened.close()
+            elif event.get("fh") is not None:
+                await self._send_fh(event)
             else:
                 await self.wire.body(event.get("body") or b"", not event.get("more"))
             if self.machine.state == "done":
@@ -268,20 +287,9 @@ class HTTPStream:
             self.connection.mark_complete()
             self._notify()
 
-    async def _send_file(self, event: dict[str, Any]) -> None:
-        offset = event.get("offset") or 0
-        length = event.get("length")
-        path = event.get("file")
-        if path is not None:
-            # Opening may fail (missing, permission): the send fails with the
-            # OSError before a byte of the body is written (R-HFILE-6).
-            fh = await anyio.to_thread.run_sync(open, os.fspath(path), "rb")
-            try:
-                await self.wire.file(fh, offset, length)
-            finally:
-                fh.close()
-        else:
-            fh = event["fh"]
-            if getattr(fh, "closed", False):
-                raise ValueError("http.response.body: 'fh' is closed (R-HFILE-7)")
-            await self.wire.file(fh, offset, length)
+    async def _send_fh(self, event: dict[str, Any]) -> None:
+        fh = event["fh"]
+        if getattr(fh, "closed", False):
+            raise ValueError("http.response.body: 'fh' is closed (R-HFILE-7)")
+        # The handle stays the app's: the server reads it but never closes it (R-HFILE-5).
+        await self.wire.file(fh, event.get("offset") or 0, event.get("length"))
