@@ -449,8 +449,9 @@ class H1Connection:
                     if cfg.max_body_size and stream.body_size > cfg.max_body_size:
                         self._body_too_large(stream)
                         return
-                    if stream.discarding and stream.body_size > cfg.max_drain_size:
-                        return  # the main task sees the body never completes and closes
+                    if stream.discarding and stream.discarded > cfg.max_drain_size:
+                        stream.reader_gone()  # too much to throw away: close instead
+                        return
                     await stream.wait_room()
                     continue
                 elif type(event) is h11.EndOfMessage:
@@ -528,6 +529,9 @@ class H1Connection:
                 self._push_error(413)
                 return None
         version = event.http_version.decode("ascii")
+        if version not in ("1.0", "1.1"):
+            self._push_error(505)
+            return None
         if chunked and version == "1.0":
             self._push_error(400, "Transfer-Encoding in an HTTP/1.0 request")
             return None
@@ -575,6 +579,8 @@ class H1Connection:
             body_timeout=cfg.body_timeout,
         )
         stream.on_body_timeout = self._on_body_timeout
+        if content_length is not None:
+            stream.declared_length = int(content_length)
         if scope_type != "websocket":  # a WebSocket is queued once its head is complete
             self._unfinished.append(stream)
             self._push(_Item("request", stream))
@@ -603,7 +609,7 @@ class H1Connection:
             self._push_error(408)
             return
         if stream is not None and not stream.body_complete:
-            stream.disconnect(DisconnectReason.CLIENT_TIMEOUT)
+            stream.body_timed_out()
         self._push(_Item("end"))
 
     def _on_body_timeout(self) -> None:
@@ -715,6 +721,9 @@ class H1Connection:
         if not stream.body_complete:
             if stream.continue_pending:
                 return False  # the client waits for 100 Continue: do not wait for the body
+            declared = stream.declared_length
+            if declared is not None and declared - stream.body_size > self.cfg.max_drain_size:
+                return False
             stream.discard_body()
             with anyio.move_on_after(self.cfg.body_timeout or 30):
                 await stream.wait_body_complete()

@@ -84,6 +84,8 @@ class HTTPStream:
         "_room",
         "body_timeout",
         "connection",
+        "declared_length",
+        "discarded",
         "discarding",
         "error_status",
         "machine",
@@ -128,6 +130,9 @@ class HTTPStream:
         self.error_status = 500
         #: True once the app is done and leftover body bytes are being thrown away.
         self.discarding = False
+        self.discarded = 0
+        #: The request's Content-Length, when it had one.
+        self.declared_length: int | None = None
 
     # --- the driver's side ---------------------------------------------------------
     @property
@@ -146,7 +151,10 @@ class HTTPStream:
     def feed(self, data: bytes) -> None:
         """Queue request body bytes (already de-chunked)."""
         self._body_size += len(data)
-        if self.discarding or not data:
+        if self.discarding:
+            self.discarded += len(data)
+            return
+        if not data:
             return
         self._chunks.append(bytes(data))
         self._queued += len(data)
@@ -178,6 +186,11 @@ class HTTPStream:
         while not self._body_complete and not self._reader_done:
             changed = self._changed = anyio.Event()
             await changed.wait()
+
+    def body_timed_out(self) -> None:
+        """The client stopped sending its body: 408 if the app has not answered."""
+        self.error_status = 408
+        self.disconnect(DisconnectReason.CLIENT_TIMEOUT)
 
     def disconnect(self, reason: str) -> None:
         """End the request abnormally (client gone, timeout, limit, shutdown)."""
@@ -230,10 +243,9 @@ class HTTPStream:
                 with anyio.move_on_after(self.body_timeout):
                     await changed.wait()
                 if not changed.is_set() and not self._chunks and not self._body_complete:
-                    self.error_status = 408
                     if self.on_body_timeout is not None:
                         self.on_body_timeout()
-                    self.disconnect(DisconnectReason.CLIENT_TIMEOUT)
+                    self.body_timed_out()
             else:
                 await changed.wait()
 
