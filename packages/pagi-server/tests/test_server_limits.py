@@ -29,8 +29,11 @@ async def _exchange(running: Any, data: bytes, timeout: float = 5.0) -> bytes:
         (b"GET / HTTP/1.1\r\nHost: a\r\nFoo bar: x\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nFoo: x\r\n  folded\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", 400),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked"
-         b"\r\n\r\n0\r\n\r\n", 400),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked"
+            b"\r\n\r\n0\r\n\r\n",
+            400,
+        ),
         (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
         (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc", 400),
         (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\nabc", 400),

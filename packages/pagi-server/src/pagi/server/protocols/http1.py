@@ -326,6 +326,7 @@ class H1Connection:
                 tg.start_soon(self.outbox.run)
                 tg.start_soon(self._reader)
                 upgrade = await self._main()
+                await self.outbox.flush()  # before the writer task is cancelled
                 tg.cancel_scope.cancel()
             if upgrade is not None:
                 await self._switch_protocol(upgrade)

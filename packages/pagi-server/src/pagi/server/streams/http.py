@@ -39,7 +39,7 @@ import anyio
 
 from pagi.server.connection import RequestConnection
 from pagi.server.transport import TransportHandle
-from pagi.spec import DisconnectReason, SendMachine
+from pagi.spec import DisconnectReason, EventError, SendMachine
 
 __all__ = ["HTTPStream", "ResponseWire"]
 
@@ -258,6 +258,7 @@ class HTTPStream:
             # leaves the response where it was, so the app can still answer
             # (R-HFILE-6).
             opened = await anyio.to_thread.run_sync(open, os.fspath(path), "rb")
+        before = self.machine.state
         try:
             self.machine.send(event)
         except BaseException:
@@ -268,6 +269,16 @@ class HTTPStream:
             if opened is not None:
                 opened.close()
             return  # the client is gone: sends are no-ops (R-HTTP-61)
+        try:
+            await self._carry_out(event, opened)
+        except EventError:
+            # The wire refused the event (say, more bytes than content-length)
+            # before writing anything: as far as the app is concerned it was
+            # never sent, so it may correct itself.
+            self.machine.state = before
+            raise
+
+    async def _carry_out(self, event: dict[str, Any], opened: IO[bytes] | None) -> None:
         event_type = event["type"]
         if event_type == "http.response.body":
             if opened is not None:
