@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import IO, Any
 
 __all__ = ["PRESETS", "AccessLog"]
 
@@ -43,7 +43,7 @@ def _query(scope: dict[str, Any], *_: Any) -> str:
 
 
 def _protocol(scope: dict[str, Any], *_: Any) -> str:
-    return "HTTP/" + scope.get("http_version", "1.1")
+    return "HTTP/" + str(scope.get("http_version", "1.1"))
 
 
 def _method(scope: dict[str, Any], *_: Any) -> str:
@@ -123,7 +123,7 @@ def compile_format(fmt: str) -> list[str | _Atom]:
 class AccessLog:
     """Writes one line per HTTP request, or per WebSocket/SSE session at its end."""
 
-    def __init__(self, stream: TextIO, fmt: str = "clf") -> None:
+    def __init__(self, stream: IO[str], fmt: str = "clf") -> None:
         self.stream = stream
         self.parts = compile_format(fmt)
 

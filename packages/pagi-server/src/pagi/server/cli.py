@@ -55,24 +55,39 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument(
-        "app", nargs="?", default=None,
+        "app",
+        nargs="?",
+        default=None,
         help="the application: module:attr or path/to/file.py[:attr] "
         "(none: serve the current directory)",
     )
-    parser.add_argument("--app", dest="app_option", metavar="APP", help="same as the positional APP")
     parser.add_argument(
-        "-s", "--server", default=DEFAULT_SERVER, metavar="MODULE:CLASS",
+        "--app", dest="app_option", metavar="APP", help="same as the positional APP"
+    )
+    parser.add_argument(
+        "-s",
+        "--server",
+        default=DEFAULT_SERVER,
+        metavar="MODULE:CLASS",
         help="server class to run the app with (runner contract)",
     )
     parser.add_argument(
-        "-E", "--env", choices=("development", "production", "none"), default=None,
+        "-E",
+        "--env",
+        choices=("development", "production", "none"),
+        default=None,
         help="development adds the Lint middleware and an access log; "
         "default: $PAGI_ENV, else development on a terminal, production otherwise",
     )
-    parser.add_argument("--access-log", metavar="FILE", help="write the access log to FILE ('-' = stderr)")
+    parser.add_argument(
+        "--access-log", metavar="FILE", help="write the access log to FILE ('-' = stderr)"
+    )
     parser.add_argument("--no-access-log", action="store_true", help="disable the access log")
-    parser.add_argument("--reload", action="store_true",
-                        help="restart when .py files change (development; needs watchfiles)")
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart when .py files change (development; needs watchfiles)",
+    )
     parser.add_argument("--version", action="version", version=f"pagi-server {__version__}")
     groups: dict[str, argparse._ArgumentGroup] = {}
     hints = get_type_hints(ServerConfig)
@@ -85,8 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         kind = _base_type(hints[f.name])
-        kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata.get("help", ""),
-                                  "default": f.default}
+        kwargs: dict[str, Any] = {
+            "dest": f.name,
+            "help": f.metadata.get("help", ""),
+            "default": f.default,
+        }
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
@@ -123,11 +141,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         parser.error(str(exc))
     env = _resolve_env(args.env)
-    access_log: IO[str] | None | object = ...
+    access_log: IO[str] | object | None = ...
     if args.no_access_log:
         access_log = None
     elif args.access_log:
-        access_log = sys.stderr if args.access_log == "-" else open(args.access_log, "a", buffering=1)  # noqa: SIM115
+        access_log = (
+            sys.stderr if args.access_log == "-" else open(args.access_log, "a", buffering=1)
+        )
     elif env != "development":
         access_log = None
     app = args.app_option or args.app

@@ -110,15 +110,18 @@ class ServerConfig:
     )
 
     # --- protocol --------------------------------------------------------------
-    lifespan: LifespanMode = _opt(
-        "auto", "lifespan protocol: auto (use if the app supports it), on, off", "protocol",
+    lifespan: LifespanMode = _opt(  # noqa: RUF009
+        "auto",
+        "lifespan protocol: auto (use if the app supports it), on, off",
+        "protocol",
         choices=("auto", "on", "off"),
     )
     ws_per_message_deflate: bool = _opt(
         True, "negotiate permessage-deflate when a WebSocket client offers it", "protocol"
     )
     ws_deflate_window_bits: int = _opt(
-        12, "server window bits for permessage-deflate (9-15; smaller uses less memory)",
+        12,
+        "server window bits for permessage-deflate (9-15; smaller uses less memory)",
         "protocol",
     )
     server_header: bool = _opt(True, "send a 'server: pagi' header unless the app did", "protocol")
@@ -137,9 +140,12 @@ class ServerConfig:
 
     # --- process and logging ---------------------------------------------------
     workers: int = _opt(1, "worker processes (pre-fork when more than 1)", "process")
-    loop_type: LoopType = _opt(
-        "asyncio", "event loop: asyncio, uvloop or trio", "process",
-        choices=("asyncio", "uvloop", "trio"), flag="--loop",
+    loop_type: LoopType = _opt(  # noqa: RUF009
+        "asyncio",
+        "event loop: asyncio, uvloop or trio",
+        "process",
+        choices=("asyncio", "uvloop", "trio"),
+        flag="--loop",
     )
     quiet: bool = _opt(False, "no banner or informational messages", "process")
     log_level: str = _opt(
@@ -158,17 +164,33 @@ class ServerConfig:
             if choices is not None and value not in choices:
                 raise ConfigError(f"{f.name} must be one of {', '.join(choices)}; got {value!r}")
         nonneg = (
-            "port", "backlog", "max_body_size", "max_drain_size", "max_connections",
-            "header_timeout", "keepalive_timeout", "body_timeout", "write_timeout",
-            "ws_idle_timeout", "sse_idle_timeout", "ws_close_timeout", "shutdown_timeout",
-            "lifespan_startup_timeout", "write_low_watermark",
+            "port",
+            "backlog",
+            "max_body_size",
+            "max_drain_size",
+            "max_connections",
+            "header_timeout",
+            "keepalive_timeout",
+            "body_timeout",
+            "write_timeout",
+            "ws_idle_timeout",
+            "sse_idle_timeout",
+            "ws_close_timeout",
+            "shutdown_timeout",
+            "lifespan_startup_timeout",
+            "write_low_watermark",
         )
         for name in nonneg:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative; got {getattr(self, name)!r}")
         positive = (
-            "max_request_line_size", "max_header_size", "max_header_count", "workers",
-            "max_ws_message_size", "max_ws_frame_size", "max_receive_queue",
+            "max_request_line_size",
+            "max_header_size",
+            "max_header_count",
+            "workers",
+            "max_ws_message_size",
+            "max_ws_frame_size",
+            "max_receive_queue",
             "write_high_watermark",
         )
         for name in positive:

@@ -27,11 +27,11 @@ Outcomes of startup:
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
 import anyio.abc
-
 from pagi.spec import CORE_VERSION, LIFESPAN_SPEC_VERSION, App, EventError, SendMachine
 
 __all__ = ["Lifespan", "LifespanFailure"]
@@ -63,7 +63,7 @@ class Lifespan:
         pagi: dict[str, Any] = {
             "version": CORE_VERSION,
             "spec_version": LIFESPAN_SPEC_VERSION,
-            "is_worker": worker_num is not None,
+            "is_worker": 1 if worker_num is not None else 0,
         }
         if worker_num is not None:
             pagi["worker_num"] = worker_num
@@ -111,8 +111,9 @@ class Lifespan:
         with anyio.move_on_after(self.shutdown_timeout or float("inf")) as waited:
             await self._reply.wait()
         if waited.cancelled_caught:
-            log.warning("application did not finish lifespan.shutdown within %ss",
-                        self.shutdown_timeout)
+            log.warning(
+                "application did not finish lifespan.shutdown within %ss", self.shutdown_timeout
+            )
         elif self._reply_event is not None and self._reply_event["type"].endswith(".failed"):
             log.error("application shutdown failed: %s", self._reply_event.get("message", ""))
 
@@ -127,9 +128,13 @@ class Lifespan:
             await self._inbox_ready.wait()
         return self._inbox.pop(0)
 
-    async def _send(self, event: dict[str, Any]) -> None:
+    async def _send(self, event: MutableMapping[str, Any]) -> None:
         self._machine.send(event)
         self._reply_event = dict(event)
+        if event["type"] == "lifespan.startup.complete":
+            # Set here, not when startup() resumes: an app that raises right after
+            # replying must still be logged as a failure after startup (R-LIFE-23).
+            self.supported = True
         if self._reply is not None:
             self._reply.set()
 

@@ -26,14 +26,18 @@ def load_app(spec: str) -> App:
     """Load an application from ``module:attr`` or ``path/file.py[:attr]``."""
     app = load_object(spec)
     if not callable(app):
-        raise AppLoadError(f"{spec!r} is not callable; a PAGI app is async def app(scope, receive, send)")
+        raise AppLoadError(
+            f"{spec!r} is not callable; a PAGI app is async def app(scope, receive, send)"
+        )
     return app  # type: ignore[no-any-return]
 
 
 def default_app(root: str = ".") -> App:
     """Serve ``root`` as static files when no app is named (needs pagi-tools)."""
     try:
-        from pagi.tools.apps.directory import Directory
+        from pagi.tools.apps.directory import (  # type: ignore[import-untyped,import-not-found]
+            Directory,
+        )
     except ImportError:
         raise SystemExit(
             "pagi-server with no APP serves the current directory, which needs pagi-tools: "
@@ -47,7 +51,9 @@ def wrap_for_env(app: App, env: str) -> App:
     if env != "development":
         return app
     try:
-        from pagi.tools.middleware.lint import Lint
+        from pagi.tools.middleware.lint import (  # type: ignore[import-untyped,import-not-found]
+            Lint,
+        )
     except ImportError:
         log.debug("pagi-tools not installed: running without the Lint middleware")
         return app
@@ -62,7 +68,7 @@ def run(
     host: str = "127.0.0.1",
     port: int = 5000,
     quiet: bool = False,
-    access_log: IO[str] | None | object = ...,
+    access_log: IO[str] | object | None = ...,
     loop_type: str = "asyncio",
     **server_options: Any,
 ) -> None:
@@ -81,10 +87,4 @@ def run(
     )
     if access_log is not ...:
         options["access_log"] = access_log
-    workers = int(server_options.get("workers", 1) or 1)
-    if workers > 1 and isinstance(server, str) and server == DEFAULT_SERVER:
-        from pagi.server.workers import Supervisor
-
-        Supervisor(options).run()
-        return
     cls(**options).run()

@@ -38,7 +38,6 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSStream
-
 from pagi.server.accesslog import AccessLog
 from pagi.server.config import ServerConfig
 from pagi.server.context import ServerContext
@@ -46,6 +45,7 @@ from pagi.server.lifespan import Lifespan, LifespanFailure
 from pagi.server.protocols.http1 import H1Connection, simple_response
 from pagi.server.scope import ConnectionInfo
 from pagi.server.tls import build_ssl_context, tls_scope_info
+from pagi.server.workers import STARTUP_FAILED, Supervisor
 from pagi.spec import App
 
 __all__ = ["Server"]
@@ -84,6 +84,7 @@ class Server:
         self.config = config.replace(**options) if config is not None else ServerConfig(**options)
         if access_log is _DEFAULT_LOG:
             access_log = sys.stderr
+        self.access_log_stream = access_log
         self.access_log = (
             AccessLog(access_log, self.config.access_log_format) if access_log is not None else None
         )
@@ -94,10 +95,21 @@ class Server:
         self._force = False
         self.addresses: list[tuple[str, int | None]] = []
         self.ctx: ServerContext | None = None
+        #: A worker leaves SIGINT to its supervisor (a terminal's Ctrl-C reaches the
+        #: whole process group; the supervisor turns it into one SIGTERM per worker).
+        self.handle_sigint = True
 
     # --- blocking entry point ----------------------------------------------------------
     def run(self) -> None:
-        """Serve until SIGINT/SIGTERM; exit the process with status 3 if startup fails."""
+        """Serve until SIGINT/SIGTERM (R-RUN-5).
+
+        With ``workers`` above 1 this process becomes the pre-fork supervisor.
+        Exits the process with status 3 if lifespan startup fails and 1 if the
+        listening socket cannot be bound.
+        """
+        if self.config.workers > 1 and self.worker_num is None and not self._sockets:
+            Supervisor(self).run()
+            return
         backend = "trio" if self.config.loop_type == "trio" else "asyncio"
         options: dict[str, Any] = {}
         if self.config.loop_type == "uvloop":
@@ -108,21 +120,38 @@ class Server:
                     "--loop uvloop needs uvloop: pip install 'pagi-server[uvloop]'"
                 ) from None
             options["use_uvloop"] = True
+        elif self.config.loop_type == "trio":
+            try:
+                import trio  # noqa: F401
+            except ImportError:
+                raise SystemExit(
+                    "--loop trio needs trio: pip install 'pagi-server[trio]'"
+                ) from None
         try:
             anyio.run(self._serve_with_signals, backend=backend, backend_options=options)
         except LifespanFailure as exc:
             log.error("startup failed: %s", exc)
-            raise SystemExit(3) from None
+            raise SystemExit(STARTUP_FAILED) from None
+        except OSError as exc:
+            log.error("cannot listen: %s", exc)
+            raise SystemExit(1) from None
 
     async def _serve_with_signals(self) -> None:
+        failure: BaseException | None = None
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_signals, tg.cancel_scope)
-            await self.serve()
+            tg.start_soon(self._watch_signals)
+            try:
+                await self.serve()
+            except (LifespanFailure, OSError) as exc:
+                failure = exc
             tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
 
-    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
+    async def _watch_signals(self) -> None:
+        signals = (signal.SIGINT, signal.SIGTERM) if self.handle_sigint else (signal.SIGTERM,)
+        with anyio.open_signal_receiver(*signals) as received:
+            async for signum in received:
                 if self._shutdown_requested:
                     log.warning("second signal: stopping now")
                     self._force = True
@@ -143,14 +172,18 @@ class Server:
             for conn in list(self.ctx.connections):
                 conn.force_close()
 
-    async def serve(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
-                    ) -> None:
-        """Bind, start up, serve until :meth:`request_shutdown`, drain, shut down."""
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Start up, bind, serve until :meth:`request_shutdown`, drain, shut down.
+
+        Raises :class:`LifespanFailure` (the port is then never bound) or the
+        ``OSError`` of a failed bind (lifespan shutdown has run by then).
+        """
         cfg = self.config
         self._shutdown = anyio.Event()
         if self._shutdown_requested:
             self._shutdown.set()
-        listeners = await self._listen()
         ssl_context = build_ssl_context(cfg) if cfg.ssl_certfile else None
         lifespan = Lifespan(
             self.app,
@@ -159,36 +192,57 @@ class Server:
             shutdown_timeout=cfg.shutdown_timeout,
             worker_num=self.worker_num,
         )
+        listeners: list[anyio.abc.SocketListener] = []
+        failure: BaseException | None = None
         try:
+            # Errors are carried out of the task group by hand, so callers see them
+            # as they are rather than wrapped in an exception group.
             async with anyio.create_task_group() as tg:
                 try:
-                    await lifespan.startup(tg)
-                except LifespanFailure:
+                    await lifespan.startup(tg)  # R-LIFE-10: before anything is bound
+                    listeners = await self._listen()
+                except (LifespanFailure, OSError) as exc:
+                    failure = exc
+                    if not isinstance(exc, LifespanFailure):
+                        await lifespan.shutdown()
                     tg.cancel_scope.cancel()
-                    raise
-                self.ctx = ctx = ServerContext(
-                    self.app, cfg, access_log=self.access_log, state=lifespan.state
-                )
-                self._banner(ssl_context is not None)
-                task_status.started(self.addresses)
-                async with anyio.create_task_group() as conns:
-                    for listener in listeners:
-                        conns.start_soon(self._accept_loop, listener, conns, ctx, ssl_context)
-                    await self._shutdown.wait()
-                    for listener in listeners:
-                        await listener.aclose()
-                    await self._drain(ctx)
-                    conns.cancel_scope.cancel()
-                await lifespan.shutdown()
-                tg.cancel_scope.cancel()
+                else:
+                    await self._serve_connections(listeners, lifespan, ssl_context, task_status)
+                    await lifespan.shutdown()  # R-LIFE-13: after the drain
+                    tg.cancel_scope.cancel()
         finally:
             for listener in listeners:
-                await listener.aclose()
-            if cfg.uds:
+                with anyio.CancelScope(shield=True):
+                    await listener.aclose()
+            if cfg.uds and not self._sockets and cfg.fd is None and listeners:
                 try:
                     os.unlink(cfg.uds)
                 except OSError:
                     pass
+        if failure is not None:
+            raise failure
+
+    async def _serve_connections(
+        self,
+        listeners: list[anyio.abc.SocketListener],
+        lifespan: Lifespan,
+        ssl_context: ssl.SSLContext | None,
+        task_status: anyio.abc.TaskStatus[Any],
+    ) -> None:
+        self.ctx = ctx = ServerContext(
+            self.app, self.config, access_log=self.access_log, state=lifespan.state
+        )
+        self._banner(ssl_context is not None)
+        task_status.started(self.addresses)
+        assert self._shutdown is not None
+        async with anyio.create_task_group() as conns:
+            for listener in listeners:
+                conns.start_soon(self._accept_loop, listener, conns, ctx, ssl_context)
+            await self._shutdown.wait()
+            for listener in listeners:
+                await listener.aclose()  # new connections are refused from here on
+            await self._drain(ctx)
+            conns.cancel_scope.cancel()
 
     async def _drain(self, ctx: ServerContext) -> None:
         ctx.draining = True
@@ -210,13 +264,12 @@ class Server:
         listeners: list[anyio.abc.SocketListener] = []
         if self._sockets:
             for sock in self._sockets:
-                listeners.append(anyio.abc.SocketListener.from_socket(sock))
+                listeners.append(await anyio.abc.SocketListener.from_socket(sock))
         elif cfg.fd is not None:
             sock = socket.socket(fileno=cfg.fd)
-            listeners.append(anyio.abc.SocketListener.from_socket(sock))
+            listeners.append(await anyio.abc.SocketListener.from_socket(sock))
         elif cfg.uds:
-            if os.path.exists(cfg.uds) and _is_stale_socket(cfg.uds):
-                os.unlink(cfg.uds)
+            remove_stale_socket(cfg.uds)
             listeners.append(await anyio.create_unix_listener(cfg.uds, backlog=cfg.backlog))
         else:
             multi = await anyio.create_tcp_listener(
@@ -280,8 +333,13 @@ class Server:
                     stream = await TLSStream.wrap(
                         raw, server_side=True, ssl_context=ssl_context, standard_compatible=False
                     )
-            except (TimeoutError, ssl.SSLError, OSError, anyio.BrokenResourceError,
-                    anyio.EndOfStream):
+            except (
+                TimeoutError,
+                ssl.SSLError,
+                OSError,
+                anyio.BrokenResourceError,
+                anyio.EndOfStream,
+            ):
                 await raw.aclose()
                 return
             tls = tls_scope_info(stream)
@@ -321,6 +379,12 @@ async def _refuse(stream: anyio.abc.SocketStream, ctx: ServerContext) -> None:
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
     await stream.aclose()
+
+
+def remove_stale_socket(path: str) -> None:
+    """Unlink a Unix socket file nobody listens on; refuse if a server is there."""
+    if os.path.exists(path) and _is_stale_socket(path):
+        os.unlink(path)
 
 
 def _is_stale_socket(path: str) -> bool:

@@ -14,7 +14,6 @@ from typing import Any
 
 import anyio.abc
 from anyio.streams.tls import TLSAttribute
-
 from pagi.server.config import ServerConfig
 
 __all__ = ["build_ssl_context", "tls_scope_info"]
@@ -47,7 +46,7 @@ _DN_KEYS = {
     "userId": "UID",
 }
 
-_server_pem: dict[str, str | None] = {}
+_server_pem: dict[int, str | None] = {}
 
 
 def build_ssl_context(config: ServerConfig) -> ssl.SSLContext:
@@ -72,9 +71,7 @@ def _rfc4514(subject: Any) -> str | None:
     parts = []
     for rdn in reversed(subject):
         parts.append(
-            "+".join(
-                f"{_DN_KEYS.get(key, key)}={_escape_dn(value)}" for key, value in rdn
-            )
+            "+".join(f"{_DN_KEYS.get(key, key)}={_escape_dn(value)}" for key, value in rdn)
         )
     return ",".join(parts)
 

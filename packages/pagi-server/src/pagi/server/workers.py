@@ -7,13 +7,18 @@ connections. The supervisor only watches:
 
 * a worker that dies is replaced, unless it exited with status 3 (its
   lifespan startup failed): respawning would fail the same way, so the
-  supervisor stops everything and exits 3;
-* SIGTERM/SIGINT are passed to every worker, which drain gracefully; after
-  ``shutdown_timeout`` plus a margin, stragglers get SIGKILL;
+  supervisor stops everything and exits 3. A worker that dies within a
+  second of its start is replaced after a short pause, so a crash at start
+  cannot turn into a busy fork loop;
+* SIGTERM/SIGINT are passed to every worker as one SIGTERM, which drain
+  gracefully (workers ignore SIGINT, so a terminal's Ctrl-C, which reaches
+  the whole process group, does not count twice); after ``shutdown_timeout``
+  plus a margin, or on a second signal, stragglers get SIGKILL;
 * SIGHUP restarts the workers one at a time (rolling restart).
 
-Every option reaches the workers unchanged, since they are built from the
-same option dict (the Perl server dropped several, server-digest 8.8).
+Every option reaches the workers unchanged: each worker is built from the
+supervising server's own config, app and access log (the Perl server
+dropped several options, server-digest 8.8).
 """
 
 from __future__ import annotations
@@ -23,120 +28,189 @@ import os
 import signal
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-__all__ = ["Supervisor"]
+if TYPE_CHECKING:
+    from pagi.server.server import Server
+
+__all__ = ["STARTUP_FAILED", "Supervisor"]
 
 log = logging.getLogger("pagi.server")
 
 STARTUP_FAILED = 3
+_KILL_MARGIN = 5.0
+_QUICK_DEATH = 1.0
 
 
 class Supervisor:
     """Forks and supervises worker processes; see the module docstring."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.options = dict(options)
-        self.count = int(self.options.pop("workers", 2))
-        self.workers: dict[int, int] = {}  # pid -> worker number
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.config = server.config
+        self.count = self.config.workers
+        self.workers: dict[int, tuple[int, float]] = {}  # pid -> (worker number, start time)
         self.stopping = False
         self.failed = False
         self._signals: list[int] = []
+        self._created_uds: str | None = None
 
     def _bind(self) -> socket.socket:
-        uds = self.options.get("uds")
-        backlog = int(self.options.get("backlog", 2048))
-        if uds:
-            if os.path.exists(uds):
-                os.unlink(uds)
+        cfg = self.config
+        if cfg.fd is not None:
+            return socket.socket(fileno=cfg.fd)
+        if cfg.uds:
+            from pagi.server.server import remove_stale_socket
+
+            remove_stale_socket(cfg.uds)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.bind(uds)
-            sock.listen(backlog)
+            sock.bind(cfg.uds)
+            sock.listen(cfg.backlog)
+            self._created_uds = cfg.uds
             return sock
-        fd = self.options.get("fd")
-        if fd is not None:
-            return socket.socket(fileno=int(fd))
-        host = self.options.get("host", "127.0.0.1")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server(
-            (host, int(self.options.get("port", 5000))), family=family, backlog=backlog
-        )
+        family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+        return socket.create_server((cfg.host, cfg.port), family=family, backlog=cfg.backlog)
 
     def _spawn(self, sock: socket.socket, number: int) -> None:
         pid = os.fork()
         if pid == 0:  # the worker
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
-                signal.signal(signum, signal.SIG_DFL)
-            from pagi.server.server import Server
-
-            code = 0
+            code = 1
             try:
-                options = {k: v for k, v in self.options.items() if k not in ("uds", "fd")}
-                Server(sockets=[sock], worker_num=number, **options).run()
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+                    signal.signal(signum, signal.SIG_DFL)
+                code = self._worker(sock, number)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
                 log.exception("worker %d crashed", number)
-                code = 1
-            os._exit(code)
-        self.workers[pid] = number
+            finally:
+                os._exit(code)
+        self.workers[pid] = (number, time.monotonic())
+
+    def _worker(self, sock: socket.socket, number: int) -> int:
+        from pagi.server.server import Server
+
+        parent = self.server
+        worker = Server(
+            parent.app,
+            config=self.config.replace(workers=1),
+            access_log=parent.access_log_stream,
+            worker_num=number,
+            sockets=[sock],
+        )
+        worker.handle_sigint = False
+        worker.run()
+        return 0
 
     def run(self) -> None:
         """Supervise until told to stop; exits the process with the right status."""
         sock = self._bind()
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, lambda s, f: self._signals.append(s))
+        previous = {
+            signum: signal.signal(signum, lambda s, f: self._signals.append(s))
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        }
+        try:
+            self._supervise(sock)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            sock.close()
+            if self._created_uds:
+                try:
+                    os.unlink(self._created_uds)
+                except OSError:
+                    pass
+        if self.failed:
+            raise SystemExit(STARTUP_FAILED)
+
+    def _supervise(self, sock: socket.socket) -> None:
+        if not self.config.quiet:
+            address = sock.getsockname()
+            where = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
+            log.info(
+                "pagi-server supervisor (pid %d) on %s with %d workers",
+                os.getpid(),
+                where,
+                self.count,
+            )
         for number in range(1, self.count + 1):
             self._spawn(sock, number)
         deadline: float | None = None
         while self.workers:
             while self._signals:
                 self._on_signal(self._signals.pop(0), sock)
-                if self.stopping and deadline is None:
-                    deadline = time.monotonic() + float(self.options.get("shutdown_timeout", 30)) + 5
+            if self.stopping and deadline is None:
+                deadline = time.monotonic() + self.config.shutdown_timeout + _KILL_MARGIN
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 if deadline is not None and time.monotonic() > deadline:
-                    for worker in self.workers:
-                        os.kill(worker, signal.SIGKILL)
+                    self._kill_all(signal.SIGKILL)
                 time.sleep(0.05)
                 continue
-            number = self.workers.pop(pid)
+            if pid not in self.workers:
+                continue
+            number, started = self.workers.pop(pid)
             code = os.waitstatus_to_exitcode(status)
             if code == STARTUP_FAILED:
-                log.error("worker %d failed to start; stopping", number)
+                if not self.failed:
+                    log.error("worker %d failed to start; stopping", number)
                 self.failed = True
                 self._stop()
-                deadline = deadline or time.monotonic() + 10
             elif not self.stopping:
                 log.warning("worker %d (pid %d) exited with %d; respawning", number, pid, code)
+                if time.monotonic() - started < _QUICK_DEATH:
+                    time.sleep(0.5)
                 self._spawn(sock, number)
-        sock.close()
-        if self.failed:
-            raise SystemExit(STARTUP_FAILED)
+
+    def _kill_all(self, signum: int) -> None:
+        for pid in self.workers:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
 
     def _stop(self) -> None:
         self.stopping = True
-        for pid in self.workers:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        self._kill_all(signal.SIGTERM)
 
     def _on_signal(self, signum: int, sock: socket.socket) -> None:
         if signum == signal.SIGHUP and not self.stopping:
             log.info("SIGHUP: restarting workers one at a time")
-            for pid, number in list(self.workers.items()):
-                os.kill(pid, signal.SIGTERM)
-                os.waitpid(pid, 0)
+            for pid, (number, _) in list(self.workers.items()):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                self._reap(pid, time.monotonic() + self.config.shutdown_timeout + _KILL_MARGIN)
                 del self.workers[pid]
                 self._spawn(sock, number)
             return
-        if self.stopping:
-            for pid in self.workers:
-                os.kill(pid, signal.SIGKILL)
+        if signum == signal.SIGHUP:
             return
+        if self.stopping:
+            log.warning("second signal: killing workers")
+            self._kill_all(signal.SIGKILL)
+            return
+        log.info("received %s: stopping workers", signal.Signals(signum).name)
         self._stop()
+
+    @staticmethod
+    def _reap(pid: int, deadline: float) -> None:
+        while True:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done:
+                return
+            if time.monotonic() > deadline:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                deadline = float("inf")
+            time.sleep(0.05)
