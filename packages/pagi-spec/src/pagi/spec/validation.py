@@ -20,6 +20,7 @@ Ordering rules (which event may follow which) live in ``pagi.spec.states``.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -99,8 +100,13 @@ def _tname(value: object) -> str:
 _Checker = Callable[[Any, str, str], None]
 
 
+def _is_int(value: object) -> bool:
+    # int subclasses such as http.HTTPStatus are ints; bool is not a number here.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_int(value: Any, event_type: str, field: str) -> None:
-    if type(value) is not int:
+    if not _is_int(value):
         raise EventError(event_type, field, f"must be an int, got {_tname(value)}")
     if not MIN_INT64 <= value <= MAX_INT64:
         raise EventError(event_type, field, "is outside the signed 64-bit range (R-DATA-4)")
@@ -122,16 +128,20 @@ def _check_status(value: Any, event_type: str, field: str) -> None:
 
 def _check_flag(value: Any, event_type: str, field: str) -> None:
     # R-DATA-5 and A-40: flags are 0/1; Python's bool is an int and is accepted.
-    if type(value) not in (bool, int) or value not in (0, 1):
+    if not isinstance(value, int) or value not in (0, 1):
         raise EventError(event_type, field, f"must be a bool or 0/1, got {value!r}")
 
 
 def _check_number(value: Any, event_type: str, field: str) -> None:
-    if type(value) not in (int, float):
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise EventError(
+                event_type, field, "must be finite; NaN and infinities are not allowed (R-DATA-6)"
+            )
+        return
+    if not _is_int(value):
         raise EventError(event_type, field, f"must be a number, got {_tname(value)}")
-    if type(value) is float and not math.isfinite(value):
-        raise EventError(event_type, field, "must be finite; NaN and infinities are not allowed")
-    if type(value) is int and not MIN_INT64 <= value <= MAX_INT64:
+    if not MIN_INT64 <= value <= MAX_INT64:
         raise EventError(event_type, field, "is outside the signed 64-bit range (R-DATA-4)")
 
 
@@ -142,7 +152,7 @@ def _check_nonneg_number(value: Any, event_type: str, field: str) -> None:
 
 
 def _check_str(value: Any, event_type: str, field: str) -> None:
-    if type(value) is not str and not isinstance(value, str):
+    if not isinstance(value, str):
         raise EventError(event_type, field, f"must be a str, got {_tname(value)}")
 
 
@@ -168,6 +178,10 @@ def _check_path(value: Any, event_type: str, field: str) -> None:
 def _check_fh(value: Any, event_type: str, field: str) -> None:
     if not (callable(getattr(value, "read", None)) or hasattr(value, "fileno")):
         raise EventError(event_type, field, f"must be a binary file object, got {_tname(value)}")
+    if isinstance(value, io.TextIOBase):
+        raise EventError(
+            event_type, field, "is a text-mode file; open it in binary mode ('rb') (R-DATA-8)"
+        )
     if getattr(value, "closed", False):
         raise EventError(event_type, field, "file object is closed (R-HFILE-7)")
 
@@ -176,8 +190,17 @@ def _check_headers(value: Any, event_type: str, field: str) -> None:
     validate_headers(value, event_type, field)
 
 
-def _check_opt_str(value: Any, event_type: str, field: str) -> None:
+def _check_subprotocol(value: Any, event_type: str, field: str) -> None:
+    # The subprotocol is written as the Sec-WebSocket-Protocol header, so the
+    # header rules apply (R-HTTP-34); RFC 6455 4.1 makes it an RFC 9110 token.
     _check_str(value, event_type, field)
+    if _TOKEN.fullmatch(value.encode("utf-8", "surrogateescape")) is None:
+        raise EventError(
+            event_type,
+            field,
+            f"{value!r} is not a token (letters, digits and !#$%&'*+-.^_`|~ only); "
+            "it becomes the Sec-WebSocket-Protocol header",
+        )
 
 
 def _check_close_code(value: Any, event_type: str, field: str) -> None:
@@ -261,7 +284,7 @@ _SEND_RULES: dict[str, dict[str, _Rules]] = {
     },
     "websocket": {
         "websocket.accept": (
-            (_F("subprotocol", _check_opt_str), _F("headers", _check_headers)),
+            (_F("subprotocol", _check_subprotocol), _F("headers", _check_headers)),
             None,
         ),
         "websocket.send": (
@@ -330,7 +353,7 @@ _RECEIVE_RULES: dict[str, dict[str, _Rules]] = {
     },
     "sse": {
         "sse.request": ((_F("body", _check_bytes), _F("more", _check_flag)), None),
-        "sse.disconnect": ((_F("reason", _check_str),), None),
+        "sse.disconnect": ((_F("reason", _check_str, True),), None),
     },
     "lifespan": {
         "lifespan.startup": ((), None),

@@ -127,10 +127,10 @@ class _H1Response:
         "_mode",
         "_remaining",
         "_trailers",
+        "bytes_sent",
         "head_written",
         "keep_alive",
         "status",
-        "bytes_sent",
     )
 
     def __init__(self, conn: H1Connection, *, is_head: bool, http10: bool, keep_alive: bool):
@@ -159,7 +159,9 @@ class _H1Response:
                     length = int(value)
                 except ValueError:
                     raise EventError(
-                        "http.response.start", "headers", f"content-length {value!r} is not a number"
+                        "http.response.start",
+                        "headers",
+                        f"content-length {value!r} is not a number",
                     ) from None
                 if length < 0 or not value.strip().isdigit():
                     raise EventError(
@@ -649,9 +651,7 @@ class H1Connection:
                 return None
             if item.kind == "error":
                 status, text = item.payload
-                self.outbox.write_nowait(
-                    simple_response(status, self.ctx.date_value(), text=text)
-                )
+                self.outbox.write_nowait(simple_response(status, self.ctx.date_value(), text=text))
                 await self.outbox.flush()
                 await self._linger()
                 return None
@@ -707,8 +707,9 @@ class H1Connection:
             elif reason is None:
                 # The head is out; the only honest signal left is truncation (R-HERR-6).
                 if failure is not None:
-                    log.error("exception in application after the response started",
-                              exc_info=failure)
+                    log.error(
+                        "exception in application after the response started", exc_info=failure
+                    )
                 else:
                     log.error("application returned before finishing its response")
                 stream.disconnect(DisconnectReason.SERVER_ERROR)
@@ -739,7 +740,9 @@ class H1Connection:
         if access_log is not None:
             wire = stream.wire
             assert isinstance(wire, _H1Response)
-            access_log.log(stream.scope, wire.status, wire.bytes_sent, time.perf_counter() - started)
+            access_log.log(
+                stream.scope, wire.status, wire.bytes_sent, time.perf_counter() - started
+            )
 
     async def _linger(self) -> None:
         """Half-close, then read briefly so the client sees our error before a reset."""

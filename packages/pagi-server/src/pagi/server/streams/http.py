@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, Any, Protocol
 
 import anyio
 
 from pagi.server.connection import RequestConnection
 from pagi.server.transport import TransportHandle
-from pagi.spec import DisconnectReason, EventError, SendMachine
+from pagi.spec import DisconnectReason, Event, EventError, SendMachine
 
 __all__ = ["HTTPStream", "ResponseWire"]
 
@@ -249,10 +249,10 @@ class HTTPStream:
             else:
                 await changed.wait()
 
-    async def send(self, event: dict[str, Any]) -> None:
+    async def send(self, event: Event) -> None:
         """Validate and carry out one response event."""
         opened: IO[bytes] | None = None
-        path = event.get("file") if isinstance(event, dict) else None
+        path = event.get("file") if isinstance(event, Mapping) else None
         if isinstance(path, (str, os.PathLike)) and event.get("type") == "http.response.body":
             # Open first: a missing or unreadable file makes this send fail and
             # leaves the response where it was, so the app can still answer
@@ -278,7 +278,7 @@ class HTTPStream:
             self.machine.state = before
             raise
 
-    async def _carry_out(self, event: dict[str, Any], opened: IO[bytes] | None) -> None:
+    async def _carry_out(self, event: Event, opened: IO[bytes] | None) -> None:
         event_type = event["type"]
         if event_type == "http.response.body":
             if opened is not None:
@@ -310,7 +310,7 @@ class HTTPStream:
             self.connection.mark_complete()
             self._notify()
 
-    async def _send_fh(self, event: dict[str, Any]) -> None:
+    async def _send_fh(self, event: Event) -> None:
         fh = event["fh"]
         if getattr(fh, "closed", False):
             raise ValueError("http.response.body: 'fh' is closed (R-HFILE-7)")
