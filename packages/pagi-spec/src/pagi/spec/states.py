@@ -92,10 +92,16 @@ _WEBSOCKET: dict[tuple[str, str], _Next] = {
     ("open", "websocket.http.response.start"): IGNORE,
     ("open", "websocket.http.response.body"): IGNORE,
     # After the close every send is a no-op (R-WS-17).
-    **{("closed", t): IGNORE for t in (
-        "websocket.accept", "websocket.send", "websocket.close", "websocket.keepalive",
-        *_WS_DENIAL,
-    )},
+    **{
+        ("closed", t): IGNORE
+        for t in (
+            "websocket.accept",
+            "websocket.send",
+            "websocket.close",
+            "websocket.keepalive",
+            *_WS_DENIAL,
+        )
+    },
 }
 
 _SSE: dict[tuple[str, str], _Next] = {

@@ -9,19 +9,26 @@ scope and event live in :mod:`pagi.spec.scopes` and :mod:`pagi.spec.events`.
 Scopes and events are typed loosely here on purpose: an application receives
 plain dicts and middleware adds its own keys, so the signatures take any
 string-keyed mapping; the TypedDicts are for code that wants precision.
+
+``Event`` is a read-only ``Mapping`` rather than a ``dict``: a ``send``
+implementation must accept whatever mapping the application hands it,
+including the TypedDicts (which a type checker does not treat as
+``MutableMapping``), and it has no business changing the caller's event.
+Middleware that wants to alter an event copies it first (``dict(event)``),
+exactly as it does with the scope (R-MW-2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 __all__ = ["App", "ConnectionState", "Event", "Receive", "Scope", "Send", "Transport"]
 
 #: A connection scope: a dict with at least ``type`` (R-CORE-20).
 Scope: TypeAlias = MutableMapping[str, Any]
-#: An event: a dict with at least ``type`` (R-CORE-30).
-Event: TypeAlias = MutableMapping[str, Any]
+#: An event: a mapping with at least ``type`` (R-CORE-30); in practice a dict.
+Event: TypeAlias = Mapping[str, Any]
 #: ``receive()``: no arguments, resolves to the next event (R-CORE-11).
 Receive: TypeAlias = Callable[[], Awaitable[Event]]
 #: ``send(event)``: one event, resolves when the server has taken it (R-CORE-12).

@@ -269,14 +269,22 @@ _Rules = tuple[tuple[_Field, ...], Callable[[Mapping[str, Any], str], None] | No
 _SEND_RULES: dict[str, dict[str, _Rules]] = {
     "http": {
         "http.response.start": (
-            (_F("status", _check_status, True), _F("headers", _check_headers),
-             _F("trailers", _check_flag)),
+            (
+                _F("status", _check_status, True),
+                _F("headers", _check_headers),
+                _F("trailers", _check_flag),
+            ),
             None,
         ),
         "http.response.body": (
-            (_F("body", _check_bytes), _F("file", _check_path), _F("fh", _check_fh),
-             _F("offset", _check_nonneg_int), _F("length", _check_nonneg_int),
-             _F("more", _check_flag)),
+            (
+                _F("body", _check_bytes),
+                _F("file", _check_path),
+                _F("fh", _check_fh),
+                _F("offset", _check_nonneg_int),
+                _F("length", _check_nonneg_int),
+                _F("more", _check_flag),
+            ),
             _at_most_one_body_source,
         ),
         "http.response.trailers": ((_F("headers", _check_headers),), None),
@@ -311,8 +319,12 @@ _SEND_RULES: dict[str, dict[str, _Rules]] = {
     "sse": {
         "sse.start": ((_F("status", _check_status), _F("headers", _check_headers)), None),
         "sse.send": (
-            (_F("data", _check_str, True), _F("event", _check_line_str),
-             _F("id", _check_line_str), _F("retry", _check_nonneg_int)),
+            (
+                _F("data", _check_str, True),
+                _F("event", _check_line_str),
+                _F("id", _check_line_str),
+                _F("retry", _check_nonneg_int),
+            ),
             None,
         ),
         "sse.comment": ((_F("comment", _check_str),), None),
