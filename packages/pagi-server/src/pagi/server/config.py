@@ -16,6 +16,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pagi.server.accesslog import compile_format
+
 __all__ = ["ConfigError", "ServerConfig"]
 
 LoopType = Literal["asyncio", "uvloop", "trio"]
@@ -202,6 +204,10 @@ class ServerConfig:
             raise ConfigError("write_low_watermark must not exceed write_high_watermark")
         if not 9 <= self.ws_deflate_window_bits <= 15:
             raise ConfigError("ws_deflate_window_bits must be 9-15")
+        try:
+            compile_format(self.access_log_format)
+        except ValueError as exc:
+            raise ConfigError(f"access_log_format: {exc}") from None
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ConfigError("ssl_certfile and ssl_keyfile go together")
 

@@ -1,0 +1,131 @@
+"""Graceful drain: Server.request_shutdown() and shutdown_timeout (server-digest 1.4)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from server_helpers import hello, read_response
+
+from pagi.server import Server
+
+pytestmark = pytest.mark.anyio
+
+
+def slow_app(delay: float, events: list[str]) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        events.append("start")
+        await anyio.sleep(delay)
+        await hello(scope, receive, send)
+        events.append("end")
+
+    return app
+
+
+async def test_in_flight_request_completes_then_server_stops(serve: Any) -> None:
+    events: list[str] = []
+    results: list[httpx.Response] = []
+
+    async def fetch(url: str) -> None:
+        async with httpx.AsyncClient() as client:
+            results.append(await client.get(url))
+
+    stopped_at = 0.0
+    async with anyio.create_task_group() as tg:
+        async with serve(slow_app(0.4, events), shutdown_timeout=5) as running:
+            tg.start_soon(fetch, running.url + "/")
+            while "start" not in events:
+                await anyio.sleep(0.01)
+            running.server.request_shutdown()
+        stopped_at = time.monotonic()
+    assert results[0].status_code == 200
+    assert results[0].text == "hello"
+    assert events == ["start", "end"]
+    assert stopped_at  # serve() returned: the server stopped after the response
+
+
+async def test_response_to_in_flight_request_says_connection_close(serve: Any) -> None:
+    events: list[str] = []
+    async with serve(slow_app(0.3, events), shutdown_timeout=5) as running:
+        stream = await running.connect()
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        while "start" not in events:
+            await anyio.sleep(0.01)
+        running.server.request_shutdown()
+        response = await read_response(stream)
+        assert response.startswith(b"HTTP/1.1 200")
+        assert b"connection: close" in response.lower()
+        with anyio.fail_after(2):
+            with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                while True:
+                    await stream.receive()
+        await stream.aclose()
+
+
+async def test_new_connection_refused_once_shutdown_starts(serve: Any) -> None:
+    events: list[str] = []
+    async with serve(slow_app(0.5, events), shutdown_timeout=5) as running:
+        stream = await running.connect()
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        while "start" not in events:
+            await anyio.sleep(0.01)
+        running.server.request_shutdown()
+        await anyio.sleep(0.1)  # the drain is under way; the listener is closed
+        with pytest.raises(OSError):
+            await anyio.connect_tcp(running.host, running.port)
+        response = await read_response(stream)
+        assert response.startswith(b"HTTP/1.1 200")
+        await stream.aclose()
+
+
+async def test_idle_keepalive_connections_close_promptly(serve: Any) -> None:
+    async with serve(hello, shutdown_timeout=10, keepalive_timeout=30) as running:
+        stream = await running.connect()
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = await read_response(stream)
+        assert response.startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        running.server.request_shutdown()
+        with anyio.fail_after(2):
+            with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                while True:
+                    await stream.receive()
+        assert time.monotonic() - started < 1.0
+        await stream.aclose()
+
+
+async def test_shutdown_timeout_aborts_with_server_shutdown_reason_R_CONN(serve: Any) -> None:
+    reasons: list[Any] = []
+    started = anyio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        connection = scope["pagi.connection"]
+        connection.on_disconnect(lambda reason: reasons.append(("callback", reason)))
+        started.set()
+        try:
+            await anyio.sleep(30)
+        finally:
+            reasons.append(("reason", connection.disconnect_reason()))
+            reasons.append(("connected", connection.is_connected()))
+
+    t0 = time.monotonic()
+    async with serve(app, shutdown_timeout=0.3) as running:
+        stream = await running.connect()
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await started.wait()
+        running.server.request_shutdown()
+    assert time.monotonic() - t0 < 3
+    assert ("callback", "server_shutdown") in reasons
+    assert ("reason", "server_shutdown") in reasons
+    assert ("connected", False) in reasons
+    await stream.aclose()
+
+
+async def test_request_shutdown_before_serve_stops_right_after_start() -> None:
+    server = Server(hello, port=0, access_log=None, quiet=True, lifespan="off")
+    server.request_shutdown()
+    with anyio.fail_after(3):
+        await server.serve()
