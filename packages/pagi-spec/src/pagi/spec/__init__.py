@@ -30,6 +30,16 @@ from pagi.spec.constants import (
     ScopeType,
 )
 from pagi.spec.errors import EventError, EventOrderError
+from pagi.spec.events import IncomingEvent, OutgoingEvent
+from pagi.spec.scopes import (
+    AnyScope,
+    Headers,
+    HTTPScope,
+    LifespanScope,
+    SSEScope,
+    TLSInfo,
+    WebSocketScope,
+)
 from pagi.spec.states import IGNORE, SendMachine
 from pagi.spec.types import App, ConnectionState, Event, Receive, Scope, Send, Transport
 from pagi.spec.validation import (
@@ -51,18 +61,27 @@ __all__ = [
     "RUNNER_SPEC_VERSION",
     "STANDARD_DISCONNECT_REASONS",
     "WWW_SPEC_VERSION",
+    "AnyScope",
     "App",
     "ConnectionState",
     "DisconnectReason",
     "Event",
     "EventError",
     "EventOrderError",
+    "HTTPScope",
+    "Headers",
+    "IncomingEvent",
+    "LifespanScope",
+    "OutgoingEvent",
     "Receive",
+    "SSEScope",
     "Scope",
     "ScopeType",
     "Send",
     "SendMachine",
+    "TLSInfo",
     "Transport",
+    "WebSocketScope",
     "send_event_types",
     "validate_header_name",
     "validate_header_value",
