@@ -27,7 +27,7 @@ Outcomes of startup:
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -128,7 +128,7 @@ class Lifespan:
             await self._inbox_ready.wait()
         return self._inbox.pop(0)
 
-    async def _send(self, event: MutableMapping[str, Any]) -> None:
+    async def _send(self, event: Mapping[str, Any]) -> None:
         self._machine.send(event)
         self._reply_event = dict(event)
         if event["type"] == "lifespan.startup.complete":
