@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 from server_helpers import hello, read_response
+from test_server_runner import PID_APP, ServerProcess, free_port, write_app
 
 from pagi.server import Server
 
@@ -129,3 +133,62 @@ async def test_request_shutdown_before_serve_stops_right_after_start() -> None:
     server.request_shutdown()
     with anyio.fail_after(3):
         await server.serve()
+
+
+# --- signals, in a real process -----------------------------------------------------------
+
+
+def _fetch_in_thread(url: str, results: list[Any]) -> threading.Thread:
+    def fetch() -> None:
+        try:
+            results.append(httpx.get(url, timeout=10))
+        except Exception as exc:
+            results.append(exc)
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    return thread
+
+
+def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
+    write_app(tmp_path, "pid.py", PID_APP)
+    port = free_port()
+    proc = ServerProcess(["pid.py", "--port", str(port), "--lifespan", "on"], tmp_path)
+    try:
+        proc.wait_port(port)
+        results: list[Any] = []
+        thread = _fetch_in_thread(f"http://127.0.0.1:{port}/slow", results)
+        time.sleep(0.4)  # the request is in the app's 1 s sleep
+        proc.signal(signal.SIGTERM)
+        thread.join(10)
+        assert proc.wait(10) == 0
+    finally:
+        proc.stop()
+    (response,) = results
+    assert isinstance(response, httpx.Response), response
+    assert response.status_code == 200
+    assert response.text == str(proc.proc.pid)
+    assert "draining" in proc.stderr
+
+
+def test_second_sigint_forces_exit(tmp_path: Path) -> None:
+    write_app(tmp_path, "pid.py", PID_APP)
+    port = free_port()
+    proc = ServerProcess(["pid.py", "--port", str(port), "--shutdown-timeout", "30"], tmp_path)
+    try:
+        proc.wait_port(port)
+        results: list[Any] = []
+        thread = _fetch_in_thread(f"http://127.0.0.1:{port}/hang", results)
+        time.sleep(0.3)
+        proc.signal(signal.SIGINT)
+        time.sleep(0.3)
+        assert proc.proc.poll() is None  # still draining the hanging request
+        started = time.monotonic()
+        proc.signal(signal.SIGINT)
+        code = proc.wait(5)
+        assert time.monotonic() - started < 3
+        assert code != 0
+        thread.join(10)
+    finally:
+        proc.stop()
+    assert isinstance(results[0], Exception)  # the hanging request was cut off
