@@ -111,7 +111,7 @@ def workers(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_two_workers_serve_requests(workers) -> None:  # type: ignore[no-untyped-def]
-    proc, port, _ = workers
+    proc, _, _ = workers
     kids = children(proc.proc.pid)
     with ThreadPoolExecutor(4) as pool:
         pids = {r["pid"] for r in pool.map(lambda _: get(port, "/block"), range(4))}
@@ -121,7 +121,7 @@ def test_two_workers_serve_requests(workers) -> None:  # type: ignore[no-untyped
 
 
 def test_every_option_reaches_the_workers(workers) -> None:  # type: ignore[no-untyped-def]
-    proc, port, log = workers
+    _, port, log = workers
     seen = {}
     for _ in range(4):
         response = httpx.post(f"http://127.0.0.1:{port}/big", content=b"x" * 50)
@@ -138,7 +138,7 @@ def test_every_option_reaches_the_workers(workers) -> None:  # type: ignore[no-u
 
 
 def test_killed_worker_is_respawned(workers) -> None:  # type: ignore[no-untyped-def]
-    proc, port, _ = workers
+    proc, _, _ = workers
     before = children(proc.proc.pid)
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
@@ -155,7 +155,7 @@ def test_killed_worker_is_respawned(workers) -> None:  # type: ignore[no-untyped
 
 
 def test_sigterm_stops_all_workers(workers) -> None:  # type: ignore[no-untyped-def]
-    proc, port, _ = workers
+    proc, _, _ = workers
     kids = children(proc.proc.pid)
     proc.signal(signal.SIGTERM)
     assert proc.wait(15) == 0
