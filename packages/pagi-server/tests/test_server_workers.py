@@ -111,7 +111,7 @@ def workers(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_two_workers_serve_requests(workers) -> None:  # type: ignore[no-untyped-def]
-    proc, _, _ = workers
+    proc, port, _ = workers
     kids = children(proc.proc.pid)
     with ThreadPoolExecutor(4) as pool:
         pids = {r["pid"] for r in pool.map(lambda _: get(port, "/block"), range(4))}
@@ -138,7 +138,7 @@ def test_every_option_reaches_the_workers(workers) -> None:  # type: ignore[no-u
 
 
 def test_killed_worker_is_respawned(workers) -> None:  # type: ignore[no-untyped-def]
-    proc, _, _ = workers
+    proc, port, _ = workers
     before = children(proc.proc.pid)
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
