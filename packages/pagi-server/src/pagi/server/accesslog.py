@@ -108,7 +108,7 @@ def compile_format(fmt: str) -> list[str | _Atom]:
         if match.start() > pos:
             parts.append(fmt[pos : match.start()])
         atom = match.group(1)
-        if atom.startswith("{"):
+        if len(atom) > 3 and atom.startswith("{"):  # %{Name}i; "%{" or "%{}i" is unknown
             parts.append(_header_atom(atom[1:-2]))
         elif atom in _ATOMS:
             parts.append(_ATOMS[atom])
@@ -116,6 +116,8 @@ def compile_format(fmt: str) -> list[str | _Atom]:
             raise ValueError(f"unknown access log atom %{atom} in {fmt!r}")
         pos = match.end()
     if pos < len(fmt):
+        if "%" in fmt[pos:]:  # only a lone "%" at the very end gets here
+            raise ValueError(f"access log format ends with a lone % in {fmt!r}")
         parts.append(fmt[pos:])
     return parts
 
