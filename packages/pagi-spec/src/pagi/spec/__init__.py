@@ -43,6 +43,7 @@ from pagi.spec.scopes import (
 from pagi.spec.states import IGNORE, SendMachine
 from pagi.spec.types import App, ConnectionState, Event, Receive, Scope, Send, Transport
 from pagi.spec.validation import (
+    receive_event_types,
     send_event_types,
     validate_header_name,
     validate_header_value,
@@ -82,6 +83,7 @@ __all__ = [
     "TLSInfo",
     "Transport",
     "WebSocketScope",
+    "receive_event_types",
     "send_event_types",
     "validate_header_name",
     "validate_header_value",

@@ -31,6 +31,7 @@ from pagi.spec.constants import MAX_INT64, MIN_INT64
 from pagi.spec.errors import EventError
 
 __all__ = [
+    "receive_event_types",
     "send_event_types",
     "validate_header_name",
     "validate_header_value",
@@ -377,6 +378,11 @@ _RECEIVE_RULES: dict[str, dict[str, _Rules]] = {
 def send_event_types(scope_type: str) -> frozenset[str]:
     """The event types an application may send on a scope of ``scope_type``."""
     return frozenset(_SEND_RULES.get(scope_type, ()))
+
+
+def receive_event_types(scope_type: str) -> frozenset[str]:
+    """The event types a server may hand an application on a scope of ``scope_type``."""
+    return frozenset(_RECEIVE_RULES.get(scope_type, ()))
 
 
 def _validate(
