@@ -31,6 +31,9 @@ class LiveConnection(Protocol):
     def force_close(self) -> None:
         """Abort now: in-flight scopes see reason ``server_shutdown``."""
 
+    def check_timeouts(self, now: float) -> None:
+        """End any wait of this connection whose deadline has passed."""
+
 
 class ServerContext:
     """Shared, per-process state of a running server."""

@@ -31,6 +31,7 @@ import signal
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -236,6 +237,7 @@ class Server:
         task_status.started(self.addresses)
         assert self._shutdown is not None
         async with anyio.create_task_group() as conns:
+            conns.start_soon(self._tick, ctx)
             for listener in listeners:
                 conns.start_soon(self._accept_loop, listener, conns, ctx, ssl_context)
             await self._shutdown.wait()
@@ -243,6 +245,24 @@ class Server:
                 await listener.aclose()  # new connections are refused from here on
             await self._drain(ctx)
             conns.cancel_scope.cancel()
+
+    async def _tick(self, ctx: ServerContext) -> None:
+        """Check every connection's deadlines a few times a second.
+
+        One task for the whole server instead of a timer per read and write:
+        the hot path only records timestamps. Granularity is a fifth of the
+        shortest timeout, between 20 ms and 500 ms.
+        """
+        cfg = self.config
+        configured = (cfg.header_timeout, cfg.keepalive_timeout, cfg.body_timeout,
+                      cfg.write_timeout)
+        shortest = min((t for t in configured if t > 0), default=2.5)
+        interval = min(max(shortest / 5, 0.02), 0.5)
+        while True:
+            await anyio.sleep(interval)
+            now = time.monotonic()
+            for conn in list(ctx.connections):
+                conn.check_timeouts(now)
 
     async def _drain(self, ctx: ServerContext) -> None:
         ctx.draining = True

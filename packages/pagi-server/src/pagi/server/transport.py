@@ -32,10 +32,13 @@ never propagated into the writer.
 from __future__ import annotations
 
 import logging
+import socket
+import time
 from collections.abc import Callable
 
 import anyio
 import anyio.abc
+from anyio.abc import SocketAttribute
 
 from pagi.spec import DisconnectReason
 
@@ -109,6 +112,7 @@ class Outbox:
         "_wakeup",
         "_write_timeout",
         "broken",
+        "write_started",
         "high",
         "inflight",
         "low",
@@ -135,6 +139,8 @@ class Outbox:
         self._idle: anyio.Event | None = None
         self._below_low: anyio.Event | None = None
         self._handle: TransportHandle | None = None
+        #: ``time.monotonic()`` when the write in progress began, else ``None``.
+        self.write_started: float | None = None
         #: ``None`` while healthy, else the disconnect reason of the failure.
         self.broken: str | None = None
         #: Called once with the reason when a write fails.
@@ -150,15 +156,19 @@ class Outbox:
         self._handle = TransportHandle(self)
         return self._handle
 
-    def write_nowait(self, data: bytes) -> None:
-        """Queue ``data`` without waiting on the watermark (server-owned bytes)."""
+    def write_nowait(self, data: bytes, *, wake: bool = True) -> None:
+        """Queue ``data`` without waiting on the watermark (server-owned bytes).
+
+        ``wake=False`` is for callers about to :meth:`flush` themselves: the
+        writer task is left asleep, saving a task switch per response.
+        """
         if self.broken is not None or not data:
             return
         self._chunks.append(data)
         self._queued += len(data)
         if self._handle is not None:
             self._handle._update(self.buffered)
-        if not self._sending and self._wakeup is not None:
+        if wake and not self._sending and self._wakeup is not None:
             self._wakeup.set()
 
     async def write(self, data: bytes) -> None:
@@ -187,17 +197,13 @@ class Outbox:
                 self._chunks.clear()
                 self.inflight = len(data)
                 self._queued -= self.inflight
+                self.write_started = time.monotonic()
                 try:
-                    if self._write_timeout is None:
-                        await self._stream.send(data)
-                    else:
-                        with anyio.fail_after(self._write_timeout):
-                            await self._stream.send(data)
-                except TimeoutError:
-                    self._break(DisconnectReason.WRITE_TIMEOUT)
+                    await self._stream.send(data)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                     self._break(DisconnectReason.WRITE_ERROR)
                 finally:
+                    self.write_started = None
                     self.inflight = 0
                     self._after_progress()
         finally:
@@ -205,6 +211,24 @@ class Outbox:
             if self._idle is not None:
                 self._idle.set()
                 self._idle = None
+
+    def check_write_timeout(self, now: float) -> None:
+        """Abort a write stuck longer than ``write_timeout`` (called by the ticker).
+
+        Shutting the socket down wakes the blocked send on either backend, so
+        no per-write timer is needed on the hot path.
+        """
+        started = self.write_started
+        if started is None or self._write_timeout is None:
+            return
+        if now - started >= self._write_timeout:
+            self._break(DisconnectReason.WRITE_TIMEOUT)
+            raw = self._stream.extra(SocketAttribute.raw_socket, None)
+            if raw is not None:
+                try:
+                    raw.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def _after_progress(self) -> None:
         buffered = self.buffered

@@ -4,12 +4,13 @@ Theory of operation
 -------------------
 A connection runs three tasks that share nothing but a few fields:
 
-* the **reader** owns the socket's receive side and an ``h11`` parser. It
-  turns bytes into request heads and body chunks, enforces every inbound
-  limit while bytes arrive (414 for a request line, 431 for a head, 413 for a
-  body, 400 for anything malformed or ambiguous), applies the read deadlines
-  and notices a client that goes away while the application is busy
-  (R-HTTP-63). It hands work to the main task as queued *items*, in order.
+* the **reader** owns the socket's receive side and one buffer. It turns
+  bytes into request heads and body chunks with the strict parser in
+  ``http1_parser`` (which enforces every inbound limit while bytes arrive:
+  414 for a request line, 431 for a head, 413 for a body, 400 for anything
+  malformed or ambiguous) and notices a client that goes away while the
+  application is busy (R-HTTP-63). It hands work to the main task as queued
+  *items*, in order.
 * the **main task** takes items one at a time, so pipelined responses leave
   in request order. For a request it builds the stream, calls the app, then
   applies the backstop (R-HERR-10..15) and decides whether the connection
@@ -20,23 +21,21 @@ A connection runs three tasks that share nothing but a few fields:
 * the outbox **writer** (``transport.Outbox``) pushes bytes the app wrote
   while nobody was flushing.
 
-``h11`` parses one request per parser object: when a request ends, the bytes
-that followed it (a pipelined request) are moved into a fresh parser. The
-server writes responses itself, because the framing rules of PAGI (deferred
-head, trailers, HEAD, HTTP/1.0 close-delimited bodies, server-added headers)
-are simpler to state directly than to coax out of ``h11``'s writer.
+Responses are serialised here rather than by a general-purpose library,
+because the framing rules of PAGI (deferred head, trailers, HEAD, HTTP/1.0
+close-delimited bodies, server-added headers) are simpler to state directly.
 
-Timeouts (all from ``ServerConfig``) depend on what the reader waits for:
-the first byte of a request (``keepalive_timeout``; on a new connection the
-whole first head must arrive within ``header_timeout``), the rest of a head
-(``header_timeout`` from its first byte, so a slowloris client cannot reset
-it by trickling), or body bytes the app waits for (``body_timeout``).
+Timeouts (all from ``ServerConfig``) are checked by the server's ticker
+against timestamps kept here: the first byte of a request
+(``keepalive_timeout``; on a new connection the whole first head must arrive
+within ``header_timeout``), the rest of a head (``header_timeout`` from its
+first byte, so a slowloris client cannot reset it by trickling), and body
+bytes while a body is being read (``body_timeout``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import deque
 from http import HTTPStatus
@@ -44,9 +43,15 @@ from typing import IO, Any
 
 import anyio
 import anyio.abc
-import h11
 
 from pagi.server.context import ServerContext
+from pagi.server.protocols.http1_parser import (
+    ChunkedReader,
+    LengthReader,
+    ParseError,
+    RequestHead,
+    parse_head,
+)
 from pagi.server.scope import ConnectionInfo, build_scope, wants_event_stream
 from pagi.server.streams.http import HTTPStream
 from pagi.server.transport import Outbox
@@ -101,7 +106,6 @@ def _tokens(value: bytes) -> set[bytes]:
     return {t.strip().lower() for t in value.split(b",")}
 
 
-_CONTENT_LENGTH_LINE = re.compile(rb"\ncontent-length[ \t]*:", re.IGNORECASE)
 _NO_BODY = frozenset({204, 304})
 
 
@@ -242,10 +246,11 @@ class _H1Response:
             self.head_written = True
         self.bytes_sent += len(data)
         outbox = self._conn.outbox
-        if payload:
-            await outbox.write(payload)
         if final:
+            outbox.write_nowait(payload, wake=False)
             await outbox.flush()
+        elif payload:
+            await outbox.write(payload)
 
     async def file(self, fh: IO[bytes], offset: int, length: int | None) -> None:
         if offset:
@@ -310,7 +315,9 @@ class H1Connection:
         self._unfinished: list[HTTPStream] = []
         self._busy = False
         self._read_scope: anyio.CancelScope | None = None
-        self._idle_scope: anyio.CancelScope | None = None
+        self._reading: HTTPStream | None = None  # the request whose body is being read
+        self._body_read_at = 0.0  # when body bytes last arrived (body_timeout)
+        self._room_wait = False  # the reader waits for the app, not for the client
         self._task_scope: anyio.CancelScope | None = None
         self._requests = 0
         self._idle_since = 0.0
@@ -321,7 +328,7 @@ class H1Connection:
     async def run(self) -> None:
         """Serve requests until the connection closes; never raises."""
         self.ctx.connections.add(self)
-        self._idle_since = anyio.current_time()
+        self._idle_since = time.monotonic()
         try:
             async with anyio.create_task_group() as tg:
                 self._task_scope = tg.cancel_scope
@@ -351,8 +358,8 @@ class H1Connection:
 
     def begin_drain(self) -> None:
         self.closing = True
-        if not self._busy and not self._items and self._idle_scope is not None:
-            self._idle_scope.cancel()
+        if not self._busy and self._item_ready is not None:
+            self._item_ready.set()  # an idle connection closes now
 
     def force_close(self) -> None:
         for stream in self._unfinished:
@@ -375,215 +382,157 @@ class H1Connection:
             self._item_ready.set()
             self._item_ready = None
 
-    def _read_deadline(self) -> float:
+    def check_timeouts(self, now: float) -> None:
+        """Called by the server's ticker: end a wait that has run past its deadline.
+
+        Deadlines are derived from timestamps the reader and main task keep
+        (plain float assignments), so the hot path never arms a timer.
+        """
         cfg = self.cfg
         if self._head_started is not None:
-            return self._head_started + cfg.header_timeout if cfg.header_timeout else float("inf")
-        current = self._unfinished[0] if self._unfinished else None
-        if current is not None and not current.body_complete:
-            return anyio.current_time() + cfg.body_timeout if cfg.body_timeout else float("inf")
-        if self._busy or self._items:
-            return float("inf")
-        if self._requests == 0:
-            timeout = cfg.header_timeout
+            timeout, since = cfg.header_timeout, self._head_started
+        elif self._reading is not None and not self._room_wait:
+            timeout, since = cfg.body_timeout, self._body_read_at
+        elif not self._busy and not self._items:
+            timeout = cfg.header_timeout if self._requests == 0 else cfg.keepalive_timeout
+            since = self._idle_since
         else:
-            timeout = cfg.keepalive_timeout
-        if not timeout:
-            return float("inf")
-        return self._idle_since + timeout
+            timeout = 0.0
+            since = now
+        if timeout and now - since >= timeout and self._read_scope is not None:
+            self._read_scope.cancel()
+        self.outbox.check_write_timeout(now)
 
-    async def _recv(self) -> bytes | None:
-        """Bytes from the socket, ``b""`` at EOF or error, ``None`` on a deadline."""
+    async def _recv(self) -> bytes:
+        """Bytes from the socket; ``b""`` at EOF or on an error."""
         if self._initial:
             data, self._initial = self._initial, b""
             return data
-        with anyio.CancelScope(deadline=self._read_deadline()) as scope:
-            self._read_scope = scope
-            try:
-                return await self.stream.receive(65536)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return b""
-            except OSError:
-                return b""
-            finally:
-                self._read_scope = None
-        return None
-
-    def _new_parser(self) -> h11.Connection:
-        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.cfg.max_header_size)
+        try:
+            return await self.stream.receive(65536)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return b""
+        except OSError:
+            return b""
 
     async def _reader(self) -> None:
-        cfg = self.cfg
-        parser = self._new_parser()
-        stream: HTTPStream | None = None
-        head = bytearray()  # raw bytes of the head being read (for checks h11 skips)
-        line_done = False
-        pending = b""
-        while True:
-            if pending:
-                data, pending = pending, b""
-            else:
-                try:
-                    event = parser.next_event()
-                except h11.RemoteProtocolError as exc:
-                    self._protocol_error(stream, exc.error_status_hint, str(exc))
-                    return
-                if event is h11.NEED_DATA:
-                    got = await self._recv()
-                    if got is None:
-                        self._on_read_timeout(stream, head)
-                        return
-                    if not got:
-                        self._on_eof(stream)
-                        return
-                    data = got
-                elif type(event) is h11.Request:
-                    self._head_started = None
-                    result = self._on_request(event, bytes(head))
-                    head.clear()
-                    line_done = False
-                    if result is None:
-                        return
-                    stream = result
-                    continue
-                elif type(event) is h11.Data:
-                    assert stream is not None
-                    stream.feed(event.data)
-                    if cfg.max_body_size and stream.body_size > cfg.max_body_size:
-                        self._body_too_large(stream)
-                        return
-                    if stream.discarding and stream.discarded > cfg.max_drain_size:
-                        stream.reader_gone()  # too much to throw away: close instead
-                        return
-                    await stream.wait_room()
-                    continue
-                elif type(event) is h11.EndOfMessage:
-                    assert stream is not None
-                    stream.end_body()
-                    leftover, closed = parser.trailing_data
-                    if stream.scope["type"] == "websocket":
-                        self._push(_Item("upgrade", stream, bytes(leftover)))
-                        return
-                    stream = None
-                    parser = self._new_parser()
-                    if closed and not leftover:
-                        self._on_eof(None)
-                        return
-                    pending = bytes(leftover)
-                    continue
-                else:  # ConnectionClosed, or PAUSED which per-request parsers never reach
-                    self._on_eof(stream)
-                    return
-            # New bytes: while a head is incomplete, check its size as it grows.
-            if stream is None or stream.body_complete:
-                if self._head_started is None:
-                    self._head_started = anyio.current_time()
-                if not line_done:
-                    newline = data.find(b"\n")
-                    line_length = len(head) + (newline if newline >= 0 else len(data))
-                    if line_length > cfg.max_request_line_size + 1:
-                        self._push_error(414)
-                        return
-                    line_done = newline >= 0
-                if len(head) + len(data) > cfg.max_header_size + 65536:
-                    data_for_head = data[: cfg.max_header_size + 65536 - len(head)]
-                    head += data_for_head
-                else:
-                    head += data
-            parser.receive_data(data)
+        # One cancel scope for the reader's whole life; the server's ticker
+        # cancels it when the current phase's deadline passes (check_timeouts).
+        with anyio.CancelScope() as scope:
+            self._read_scope = scope
+            await self._read_loop()
+            self._read_scope = None
+            return
+        self._read_scope = None
+        self._on_read_timeout(self._reading, self._head_started is not None)
 
-    def _on_request(self, event: h11.Request, head: bytes) -> HTTPStream | None:
+    async def _read_loop(self) -> None:
         cfg = self.cfg
-        headers = [(bytes(n), bytes(v)) for n, v in event.headers]
-        if len(headers) > cfg.max_header_count:
-            self._push_error(431, "Too many header fields")
-            return None
-        end = head.find(b"\r\n\r\n")
-        if end < 0:
-            end = head.find(b"\n\n")
-        head = head[: end + 1] if end >= 0 else head
-        if b"\n " in head or b"\n\t" in head:
-            self._push_error(400, "Obsolete line folding is not accepted")
-            return None
-        content_length: bytes | None = None
-        chunked = False
-        upgrade = connection = accept = expect = b""
-        for name, value in headers:
-            if name == b"content-length":
-                content_length = value
-            elif name == b"transfer-encoding":
-                chunked = True
-            elif name == b"connection":
-                connection = value
-            elif name == b"upgrade":
-                upgrade = value
-            elif name == b"accept":
-                accept = value
-            elif name == b"expect":
-                expect = value
-        if content_length is not None:
-            if chunked:
-                self._push_error(400, "Both Content-Length and Transfer-Encoding")
-                return None
-            if len(_CONTENT_LENGTH_LINE.findall(head)) > 1:
-                self._push_error(400, "Duplicate Content-Length")
-                return None
-            if cfg.max_body_size and int(content_length) > cfg.max_body_size:
-                self._push_error(413)
-                return None
-        version = event.http_version.decode("ascii")
-        if version not in ("1.0", "1.1"):
-            self._push_error(505)
-            return None
-        if chunked and version == "1.0":
-            self._push_error(400, "Transfer-Encoding in an HTTP/1.0 request")
-            return None
-        target = bytes(event.target)
-        if not (target.startswith(b"/") or target == b"*" or b"://" in target[:16]):
-            self._push_error(400, "Invalid request target")
-            return None
-        conn_tokens = _tokens(connection) if connection else set()
-        if version == "1.1":
-            keep_alive = b"close" not in conn_tokens
-        else:
-            keep_alive = b"keep-alive" in conn_tokens
-        method = event.method.decode("ascii")
-        if (
-            upgrade
-            and b"websocket" in _tokens(upgrade)
-            and b"upgrade" in conn_tokens
-            and method == "GET"
-        ):
+        buf = bytearray(self._initial)
+        self._initial = b""
+        stream: HTTPStream | None = None
+        body: LengthReader | ChunkedReader | None = None
+        need_data = not buf
+        while True:
+            if need_data:
+                data = await self._recv()
+                if not data:
+                    self._on_eof(stream if body is not None else None)
+                    return
+                buf += data
+            need_data = True
+            if body is None:
+                # Between requests: parse the next head.
+                if self._head_started is None and buf:
+                    self._head_started = time.monotonic()
+                try:
+                    head = parse_head(
+                        buf,
+                        max_line=cfg.max_request_line_size,
+                        max_head=cfg.max_header_size,
+                        max_fields=cfg.max_header_count,
+                        max_body=cfg.max_body_size,
+                    )
+                except ParseError as exc:
+                    self._push_error(exc.status, exc.reason)
+                    return
+                if head is None:
+                    continue
+                self._head_started = None
+                stream = self._on_request(head)
+                if head.chunked:
+                    body = ChunkedReader(max_trailers=cfg.max_header_size)
+                elif head.content_length:
+                    body = LengthReader(head.content_length)
+                if body is None:
+                    if stream.scope["type"] == "websocket":
+                        self._push(_Item("upgrade", stream, bytes(buf)))
+                        return
+                    need_data = not buf
+                    continue
+                self._reading = stream
+                self._body_read_at = time.monotonic()
+            assert stream is not None
+            try:
+                chunk, finished = body.read(buf)
+            except ParseError as exc:
+                self._protocol_error(stream, exc.status, exc.reason)
+                return
+            if chunk:
+                stream.feed(chunk)
+                self._body_read_at = time.monotonic()
+                if cfg.max_body_size and stream.body_size > cfg.max_body_size:
+                    self._body_too_large(stream)
+                    return
+                if stream.discarding and stream.discarded > cfg.max_drain_size:
+                    stream.reader_gone()  # too much to throw away: close instead
+                    return
+                if not stream.has_room():
+                    # A slow app is not a slow client: no read deadline meanwhile.
+                    self._room_wait = True
+                    await stream.wait_room()
+                    self._room_wait = False
+                    self._body_read_at = time.monotonic()
+            if finished:
+                stream.end_body()
+                self._reading = None
+                body = None
+                if stream.scope["type"] == "websocket":
+                    self._push(_Item("upgrade", stream, bytes(buf)))
+                    return
+                need_data = not buf
+
+    def _on_request(self, head: RequestHead) -> HTTPStream:
+        if head.upgrade and head.method == "GET" and b"websocket" in head.upgrade.lower():
             scope_type = "websocket"
-        elif accept and wants_event_stream(accept):
+        elif head.accept and wants_event_stream(head.accept):
             scope_type = "sse"
         else:
             scope_type = "http"
         scope = build_scope(
             scope_type,
             self.info,
-            method=method,
-            http_version=version,
-            target=target,
-            headers=headers,
+            method=head.method,
+            http_version=head.http_version,
+            target=head.target,
+            headers=head.headers,
         )
         if scope_type == "http":
             scope["extensions"]["fullflush"] = {}
         wire = _H1Response(
-            self, is_head=method == "HEAD", http10=version == "1.0", keep_alive=keep_alive
+            self,
+            is_head=head.method == "HEAD",
+            http10=head.http_version == "1.0",
+            keep_alive=head.keep_alive,
         )
-        has_body = chunked or (content_length is not None and int(content_length) > 0)
         stream = HTTPStream(
             scope,
             wire,
             transport=None,
-            expect_continue=version == "1.1" and b"100-continue" in expect.lower(),
-            has_body=has_body,
-            body_timeout=cfg.body_timeout,
+            expect_continue=head.expect_continue,
+            has_body=head.chunked or bool(head.content_length),
         )
-        stream.on_body_timeout = self._on_body_timeout
-        if content_length is not None:
-            stream.declared_length = int(content_length)
+        stream.declared_length = head.content_length
         if scope_type != "websocket":  # a WebSocket is queued once its head is complete
             self._unfinished.append(stream)
             self._push(_Item("request", stream))
@@ -607,18 +556,13 @@ class H1Connection:
         stream.disconnect(DisconnectReason.BODY_TOO_LARGE)
         self._push(_Item("end"))
 
-    def _on_read_timeout(self, stream: HTTPStream | None, head: bytearray) -> None:
-        if self._head_started is not None and head:
+    def _on_read_timeout(self, stream: HTTPStream | None, partial_head: bool) -> None:
+        if partial_head:
             self._push_error(408)
             return
         if stream is not None and not stream.body_complete:
             stream.body_timed_out()
         self._push(_Item("end"))
-
-    def _on_body_timeout(self) -> None:
-        self.closing = True
-        if self._read_scope is not None:
-            self._read_scope.cancel()
 
     def _on_eof(self, stream: HTTPStream | None) -> None:
         for pending in self._unfinished:
@@ -630,18 +574,11 @@ class H1Connection:
     # --- the main task ---------------------------------------------------------------
     async def _next_item(self) -> _Item | None:
         while not self._items:
-            if self.closing and not self._busy:
+            if self.closing:
                 return None
             self._item_ready = anyio.Event()
-            self._idle_since = anyio.current_time()
-            if self._read_scope is not None:
-                self._read_scope.deadline = self._read_deadline()
-            with anyio.CancelScope() as idle:
-                self._idle_scope = idle
-                await self._item_ready.wait()
-            self._idle_scope = None
-            if idle.cancelled_caught:
-                return None
+            self._idle_since = time.monotonic()
+            await self._item_ready.wait()
         return self._items.popleft()
 
     async def _main(self) -> tuple[HTTPStream, bytes] | None:

@@ -89,7 +89,6 @@ class HTTPStream:
         "discarding",
         "error_status",
         "machine",
-        "on_body_timeout",
         "scope",
         "wire",
     )
@@ -124,8 +123,6 @@ class HTTPStream:
         self._room: anyio.Event | None = None
         self._body_buffer = body_buffer
         self.body_timeout = body_timeout
-        #: Set by the driver: called when the app waited ``body_timeout`` for body bytes.
-        self.on_body_timeout: Callable[[], None] | None = None
         #: Status the server sends if the app never responds (413 after an oversized body).
         self.error_status = 500
         #: True once the app is done and leftover body bytes are being thrown away.
@@ -164,6 +161,10 @@ class HTTPStream:
         """The request body is complete."""
         self._body_complete = True
         self._notify()
+
+    def has_room(self) -> bool:
+        """False while the app has a full buffer of unread body."""
+        return self._queued < self._body_buffer or self.discarding or not self.is_open
 
     async def wait_room(self) -> None:
         """Block the driver's reader while the app has a full buffer of unread body."""
@@ -238,16 +239,10 @@ class HTTPStream:
             if waiting_for_body and self._continue_pending:
                 self._continue_pending = False
                 await self.wire.send_continue()
+            # A client that stalls mid-body is timed out by the driver
+            # (body_timeout), which ends the request and wakes this wait.
             changed = self._changed = anyio.Event()
-            if waiting_for_body and self.body_timeout:
-                with anyio.move_on_after(self.body_timeout):
-                    await changed.wait()
-                if not changed.is_set() and not self._chunks and not self._body_complete:
-                    if self.on_body_timeout is not None:
-                        self.on_body_timeout()
-                    self.body_timed_out()
-            else:
-                await changed.wait()
+            await changed.wait()
 
     async def send(self, event: Event) -> None:
         """Validate and carry out one response event."""
