@@ -9,8 +9,9 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from pagi.server import LifespanFailure, Server
 from server_helpers import hello
+
+from pagi.server import LifespanFailure, Server
 
 pytestmark = pytest.mark.anyio
 
@@ -335,3 +336,13 @@ async def test_bad_lifespan_event_fails_startup() -> None:
     server = Server(app, port=0, lifespan="on", access_log=None, quiet=True)
     with pytest.raises(LifespanFailure):
         await server.serve()
+
+
+async def test_bind_failure_after_startup_still_runs_shutdown_R_LIFE_14() -> None:
+    log: list[str] = []
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        server = Server(lifespan_app(log), port=port, lifespan="on", access_log=None, quiet=True)
+        with pytest.raises(OSError):
+            await server.serve()
+    assert log[-2:] == ["lifespan.shutdown", "shutdown-replied"]

@@ -113,8 +113,12 @@ def workers(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_two_workers_serve_requests(workers) -> None:  # type: ignore[no-untyped-def]
     proc, port, _ = workers
     kids = children(proc.proc.pid)
+    pids: set[int] = set()
     with ThreadPoolExecutor(4) as pool:
-        pids = {r["pid"] for r in pool.map(lambda _: get(port, "/block"), range(4))}
+        for _ in range(5):  # the kernel decides who accepts; a few rounds see both
+            pids |= {r["pid"] for r in pool.map(lambda _: get(port, "/block"), range(4))}
+            if len(pids) == 2:
+                break
     assert len(pids) == 2
     assert pids == kids
     assert proc.proc.pid not in pids

@@ -32,6 +32,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+
 from pagi.spec import CORE_VERSION, LIFESPAN_SPEC_VERSION, App, EventError, SendMachine
 
 __all__ = ["Lifespan", "LifespanFailure"]

@@ -39,6 +39,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSStream
+
 from pagi.server.accesslog import AccessLog
 from pagi.server.config import ServerConfig
 from pagi.server.context import ServerContext
@@ -254,8 +255,12 @@ class Server:
         shortest timeout, between 20 ms and 500 ms.
         """
         cfg = self.config
-        configured = (cfg.header_timeout, cfg.keepalive_timeout, cfg.body_timeout,
-                      cfg.write_timeout)
+        configured = (
+            cfg.header_timeout,
+            cfg.keepalive_timeout,
+            cfg.body_timeout,
+            cfg.write_timeout,
+        )
         shortest = min((t for t in configured if t > 0), default=2.5)
         interval = min(max(shortest / 5, 0.02), 0.5)
         while True:

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio.abc
 from anyio.streams.tls import TLSAttribute
+
 from pagi.server.config import ServerConfig
 
 __all__ = ["build_ssl_context", "tls_scope_info"]
