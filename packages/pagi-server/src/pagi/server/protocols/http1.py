@@ -284,6 +284,18 @@ class _H1Response:
         self._conn.outbox.write_nowait(b"HTTP/1.1 100 Continue\r\n\r\n")
         await self._conn.outbox.flush()
 
+    def error_response(self, status: int) -> None:
+        self.status = status
+        self.keep_alive = False
+        self.head_written = True
+        conn = self._conn
+        conn.outbox.write_nowait(simple_response(status, conn.ctx.date_value()))
+
+    def abort(self) -> None:
+        # Closing without the final chunk (or short of content-length) is how
+        # HTTP/1.1 tells a client the response is incomplete (R-HERR-6).
+        self.keep_alive = False
+
 
 class H1Connection:
     """One HTTP/1.x connection, from accept to close."""
@@ -620,41 +632,11 @@ class H1Connection:
             await serve_sse_over_http(self, stream)
             self._finish(stream, started)
             return False
-        failure: BaseException | None = None
-        try:
-            await self.ctx.app(scope, stream.receive, stream.send)
-        except Exception as exc:
-            failure = exc
-        connection = stream.connection
-        if not connection.response_complete():
-            reason = connection.disconnect_reason()
-            if not wire.head_written and (reason is None or stream.error_status != 500):
-                # Nothing reached the client yet: the backstop (R-HERR-10/11).
-                if failure is not None:
-                    log.error("exception in application", exc_info=failure)
-                elif stream.error_status == 500:
-                    log.error("application returned without completing a response")
-                self.outbox.write_nowait(
-                    simple_response(stream.error_status, self.ctx.date_value())
-                )
-                self._linger_on_close = not stream.body_complete
-                wire.status = stream.error_status
-                connection.mark_started()
-                stream.disconnect(DisconnectReason.SERVER_ERROR)
-            elif reason is None:
-                # The head is out; the only honest signal left is truncation (R-HERR-6).
-                if failure is not None:
-                    log.error(
-                        "exception in application after the response started", exc_info=failure
-                    )
-                else:
-                    log.error("application returned before finishing its response")
-                stream.disconnect(DisconnectReason.SERVER_ERROR)
-            self._finish(stream, started)
-            return False
-        if failure is not None:
-            log.error("exception in application after its response", exc_info=failure)
+        await stream.run(self.ctx.app)
         self._finish(stream, started)
+        if not stream.connection.response_complete():
+            self._linger_on_close = not stream.body_complete
+            return False
         if not wire.keep_alive or self.closing:
             return False
         if not stream.body_complete:

@@ -30,6 +30,7 @@ body bytes that have not arrived (R-HSRV-7).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -39,9 +40,11 @@ import anyio
 
 from pagi.server.connection import RequestConnection
 from pagi.server.transport import TransportHandle
-from pagi.spec import DisconnectReason, Event, EventError, SendMachine
+from pagi.spec import App, DisconnectReason, Event, EventError, SendMachine
 
 __all__ = ["HTTPStream", "ResponseWire"]
+
+log = logging.getLogger("pagi.server")
 
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 
@@ -66,6 +69,16 @@ class ResponseWire(Protocol):
 
     async def send_continue(self) -> None:
         """Send ``100 Continue`` (HTTP/1.1 only; other drivers do nothing)."""
+
+    @property
+    def head_written(self) -> bool:
+        """True once any byte of the response head has been handed to the transport."""
+
+    def error_response(self, status: int) -> None:
+        """Send a complete server-generated response instead of the app's (the backstop)."""
+
+    def abort(self) -> None:
+        """End a response that cannot be completed (HTTP/1.1: close; HTTP/2: reset)."""
 
 
 class HTTPStream:
@@ -218,6 +231,46 @@ class HTTPStream:
         if self._room is not None:
             self._room.set()
             self._room = None
+
+    async def run(self, app: App) -> BaseException | None:
+        """Call the app for this request, then apply the backstop; return its exception.
+
+        R-HERR-10/11: if the response never started, or started but nothing
+        reached the client yet, and the client is still there, the server
+        sends ``error_status`` (500, or 413/408/400 after the server itself
+        ended the request) and the request ends with reason
+        ``server_error``. R-HERR-6: if bytes were already written, the only
+        honest signal left is truncation. R-HERR-12: nothing is sent and
+        nothing is logged when the client had already gone.
+        """
+        failure: BaseException | None = None
+        try:
+            await app(self.scope, self.receive, self.send)
+        except Exception as exc:
+            failure = exc
+        connection = self.connection
+        if connection.response_complete():
+            if failure is not None:
+                log.error("exception in application after its response", exc_info=failure)
+            return failure
+        reason = connection.disconnect_reason()
+        wire = self.wire
+        if not wire.head_written and (reason is None or self.error_status != 500):
+            if failure is not None:
+                log.error("exception in application", exc_info=failure)
+            elif self.error_status == 500:
+                log.error("application returned without completing a response")
+            wire.error_response(self.error_status)
+            connection.mark_started()
+            self.disconnect(DisconnectReason.SERVER_ERROR)
+        elif reason is None:
+            if failure is not None:
+                log.error("exception in application after the response started", exc_info=failure)
+            else:
+                log.error("application returned before finishing its response")
+            wire.abort()
+            self.disconnect(DisconnectReason.SERVER_ERROR)
+        return failure
 
     # --- the application's side ----------------------------------------------------
     async def receive(self) -> dict[str, Any]:
