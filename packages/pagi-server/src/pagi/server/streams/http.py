@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import IO, Any, Protocol
 
 import anyio
