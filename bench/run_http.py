@@ -1,0 +1,316 @@
+"""HTTP/1.1 side by side: pagi-server vs uvicorn (h11, httptools), hypercorn, granian.
+
+Run from the repo root:  python3 bench/run_http.py      (options: --help)
+
+For each server x app (plaintext, json, stream) it starts the server with one
+worker and no access log on a free loopback port (pinned to CPU 0), checks
+the response, warms up with wrk, then runs ``wrk -t1 -c50 -d5s --latency``
+(pinned to CPU 1) and records req/s and latency p50/p99. Then, on a fresh
+server per row, it measures memory per idle keep-alive connection: RSS
+before and after opening N connections that each made one request.
+Prints Markdown tables with ratios against uvicorn-h11 and writes them with
+the raw numbers to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    CLIENT_CPU,
+    RESULTS,
+    Server,
+    ServerSpec,
+    check_python_envs,
+    machine_summary,
+    pinned,
+    require_tool,
+    response_body,
+    running,
+    write_results,
+)
+
+SERVERS = {
+    "pagi-server": ServerSpec("pagi-server", "pagi"),
+    "uvicorn-h11": ServerSpec("uvicorn-h11", "asgi", ["--http", "h11"]),
+    "uvicorn-httptools": ServerSpec("uvicorn-httptools", "asgi", ["--http", "httptools"]),
+    "hypercorn": ServerSpec("hypercorn", "asgi"),
+    "granian": ServerSpec("granian", "asgi"),
+}
+BASELINE = "uvicorn-h11"
+APPS = ("plaintext", "json", "stream")
+EXPECTED_LENGTH = {"stream": 1024 * 1024}
+
+
+def parse_duration(text: str) -> float:
+    """wrk latency ('812.00us', '1.23ms', '2.01s') in milliseconds."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_size(text: str) -> float:
+    """wrk 'Transfer/sec' value ('1.23MB') in MiB."""
+    match = re.fullmatch(r"([\d.]+)([KMGT]?B)", text)
+    if match is None:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"B": 2**-20, "KB": 2**-10, "MB": 1.0, "GB": 1024.0, "TB": 2**20}[unit]
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    result: dict[str, float] = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(parts[1])
+        elif line.startswith("Transfer/sec:"):
+            result["mib_s"] = parse_size(parts[1])
+        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
+            result["p" + parts[0].rstrip("%")] = parse_duration(parts[1])
+        elif "requests in" in line:
+            result["requests"] = float(parts[0])
+        elif line.strip().startswith("Non-2xx"):
+            result["non2xx"] = float(parts[-1])
+        elif line.strip().startswith("Socket errors"):
+            nums = [int(n) for n in re.findall(r"\d+", line)]
+            result["socket_errors"] = float(sum(nums))
+    return result
+
+
+def run_wrk(port: int, path: str, *, connections: int, seconds: int) -> dict[str, float]:
+    cmd = pinned(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            f"http://127.0.0.1:{port}{path}",
+        ],
+        CLIENT_CPU,
+    )
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed: {(out.stderr or out.stdout).strip()[:300]}")
+    return parse_wrk(out.stdout)
+
+
+def check_response(server: Server, app: str) -> None:
+    raw = server.wait_ready()
+    status, body = response_body(raw)
+    if status != 200:
+        raise RuntimeError(f"{server.spec.name} {app}: status {status}: {raw[:300]!r}")
+    want = EXPECTED_LENGTH.get(app)
+    if want is not None and len(body) != want:
+        raise RuntimeError(f"{server.spec.name} {app}: body is {len(body)} bytes, want {want}")
+
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def read_one_response(sock: socket.socket) -> None:
+    """Read one content-length response (the plaintext app) off a keep-alive socket."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("closed before the response head")
+        buf += data
+    head, _, body = buf.partition(b"\r\n\r\n")
+    match = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+    length = int(match.group(1)) if match else 0
+    while len(body) < length:
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("closed mid-body")
+        body += data
+
+
+def idle_memory(spec: ServerSpec, count: int, log_dir: Path) -> dict[str, float]:
+    """RSS growth per idle keep-alive connection (each made one request first)."""
+    with running(spec, "plaintext", log_dir=log_dir) as server:
+        check_response(server, "plaintext")
+        # Warm the server's code paths on short-lived connections first.
+        for _ in range(3):
+            warm = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(20)]
+            for sock in warm:
+                sock.sendall(REQUEST)
+            for sock in warm:
+                read_one_response(sock)
+                sock.close()
+        time.sleep(0.5)
+        before = server.rss_kib()
+        socks: list[socket.socket] = []
+        try:
+            for _ in range(count):
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                socks.append(sock)
+                sock.sendall(REQUEST)
+                read_one_response(sock)
+            time.sleep(1.0)
+            after = server.rss_kib()
+            alive = 0
+            for sock in socks:  # still open? (a server may have closed idle ones)
+                sock.setblocking(False)
+                try:
+                    alive += sock.recv(1) != b""
+                except BlockingIOError:
+                    alive += 1
+                except OSError:
+                    pass
+        finally:
+            for sock in socks:
+                sock.close()
+        return {
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "per_conn_kib": (after - before) / count,
+            "alive": alive,
+        }
+
+
+def fmt_ratio(value: float, base: float | None) -> str:
+    if not base or value != value:
+        return "n/a"
+    return f"{value / base:.2f}x"
+
+
+def build_markdown(args: argparse.Namespace, rows: dict, mem: dict, failures: list[str]) -> str:
+    lines = [
+        "# HTTP/1.1 side by side",
+        "",
+        f"Machine: {machine_summary()}.",
+        f"Load: `wrk -t1 -c{args.connections} -d{args.duration}s --latency` after a "
+        f"{args.warmup}s warm-up; one worker per server, access log off, asyncio loop.",
+        "",
+    ]
+    for app in args.apps:
+        base = rows.get((BASELINE, app), {}).get("rps")
+        lines += [
+            f"## {app}",
+            "",
+            "| server | req/s | vs uvicorn-h11 | p50 ms | p99 ms | MiB/s | errors |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for name in args.servers:
+            r = rows.get((name, app))
+            if r is None:
+                lines.append(f"| {name} | failed | | | | | |")
+                continue
+            errors = int(r.get("non2xx", 0) + r.get("socket_errors", 0))
+            lines.append(
+                f"| {name} | {r['rps']:,.0f} | {fmt_ratio(r['rps'], base)} | "
+                f"{r.get('p50', float('nan')):.2f} | {r.get('p99', float('nan')):.2f} | "
+                f"{r.get('mib_s', float('nan')):.1f} | {errors} |"
+            )
+        lines.append("")
+    if mem:
+        base = mem.get(BASELINE, {}).get("per_conn_kib")
+        lines += [
+            f"## memory per idle keep-alive connection ({args.idle} connections)",
+            "",
+            "| server | RSS before MiB | RSS after MiB | KiB/conn | vs uvicorn-h11 | still open |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for name in args.servers:
+            m = mem.get(name)
+            if m is None:
+                lines.append(f"| {name} | failed | | | | |")
+                continue
+            lines.append(
+                f"| {name} | {m['rss_before_kib'] / 1024:.1f} | {m['rss_after_kib'] / 1024:.1f} "
+                f"| {m['per_conn_kib']:.1f} | {fmt_ratio(m['per_conn_kib'], base)} "
+                f"| {m['alive']}/{args.idle} |"
+            )
+        lines.append("")
+    if failures:
+        lines += ["## failures", ""] + [f"* {f}" for f in failures] + [""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=list(SERVERS))
+    parser.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
+    parser.add_argument("--duration", type=int, default=5, help="seconds of measured load")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up load")
+    parser.add_argument("--connections", type=int, default=50, help="wrk connections")
+    parser.add_argument("--idle", type=int, default=500, help="idle connections (0 = skip)")
+    args = parser.parse_args()
+    if BASELINE not in args.servers:
+        args.servers.insert(0, BASELINE)
+
+    require_tool("wrk", "sudo apt-get update && sudo apt-get install -y wrk")
+    check_python_envs()
+    RESULTS.mkdir(exist_ok=True)
+    log_dir = RESULTS / "logs"
+    log_dir.mkdir(exist_ok=True)
+
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    mem: dict[str, dict[str, float]] = {}
+    failures: list[str] = []
+    started = time.monotonic()
+    for app in args.apps:
+        for name in args.servers:
+            spec = SERVERS[name]
+            print(f"[{time.monotonic() - started:5.0f}s] {name} / {app} ...", flush=True)
+            try:
+                with running(spec, app, log_dir=log_dir) as server:
+                    check_response(server, app)
+                    if args.warmup > 0:
+                        run_wrk(server.port, "/", connections=args.connections, seconds=args.warmup)
+                    result = run_wrk(
+                        server.port, "/", connections=args.connections, seconds=args.duration
+                    )
+                    if "rps" not in result:
+                        raise RuntimeError(f"could not parse wrk output: {result}")
+                    rows[(name, app)] = result
+                    print(
+                        f"         {result['rps']:,.0f} req/s  p50 {result.get('p50', 0):.2f} ms"
+                        f"  p99 {result.get('p99', 0):.2f} ms",
+                        flush=True,
+                    )
+            except Exception as exc:
+                failures.append(f"{name} / {app}: {exc}")
+                print(f"         FAILED: {exc}", flush=True)
+    if args.idle > 0:
+        for name in args.servers:
+            print(f"[{time.monotonic() - started:5.0f}s] {name} / idle memory ...", flush=True)
+            try:
+                mem[name] = idle_memory(SERVERS[name], args.idle, log_dir)
+                print(f"         {mem[name]['per_conn_kib']:.1f} KiB/conn", flush=True)
+            except Exception as exc:
+                failures.append(f"{name} / idle memory: {exc}")
+                print(f"         FAILED: {exc}", flush=True)
+
+    markdown = build_markdown(args, rows, mem, failures)
+    payload = {
+        "machine": machine_summary(),
+        "args": vars(args),
+        "rows": [{"server": s, "app": a, **r} for (s, a), r in rows.items()],
+        "memory": mem,
+        "failures": failures,
+    }
+    path = write_results("http", payload, markdown)
+    print()
+    print(markdown)
+    print(f"results: {path} (and {path.with_suffix('.md').name})")
+    print(f"total time: {time.monotonic() - started:.0f}s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
