@@ -126,6 +126,9 @@ class ServerConfig:
         "server window bits for permessage-deflate (9-15; smaller uses less memory)",
         "protocol",
     )
+    http2: bool = _opt(
+        True, "offer HTTP/2 (ALPN h2 over TLS; prior-knowledge h2c in cleartext)", "protocol"
+    )
     server_header: bool = _opt(True, "send a 'server: pagi' header unless the app did", "protocol")
     proxy_headers: bool = _opt(
         False, "trust X-Forwarded-For/-Proto from --forwarded-allow-ips", "protocol"

@@ -38,13 +38,14 @@ from typing import IO, Any
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
-from anyio.streams.tls import TLSStream
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from pagi.server.accesslog import AccessLog
 from pagi.server.config import ServerConfig
 from pagi.server.context import ServerContext
 from pagi.server.lifespan import Lifespan, LifespanFailure
 from pagi.server.protocols.http1 import H1Connection, simple_response
+from pagi.server.protocols.http2 import H2Connection
 from pagi.server.scope import ConnectionInfo
 from pagi.server.tls import build_ssl_context, tls_scope_info
 from pagi.server.workers import STARTUP_FAILED, Supervisor
@@ -369,7 +370,10 @@ class Server:
                 return
             tls = tls_scope_info(stream)
         info = _connection_info(raw, tls, cfg.root_path, ctx.state)
-        await H1Connection(ctx, stream, info).run()
+        if tls is not None and stream.extra(TLSAttribute.alpn_protocol, None) == "h2":
+            await H2Connection(ctx, stream, info).run()
+        else:
+            await H1Connection(ctx, stream, info).run()
 
 
 def _connection_info(

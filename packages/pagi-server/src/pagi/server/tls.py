@@ -58,7 +58,7 @@ def build_ssl_context(config: ServerConfig) -> ssl.SSLContext:
     if config.ssl_ca_certs:
         context.load_verify_locations(config.ssl_ca_certs)
         context.verify_mode = ssl.CERT_OPTIONAL
-    context.set_alpn_protocols(["http/1.1"])
+    context.set_alpn_protocols(["h2", "http/1.1"] if config.http2 else ["http/1.1"])
     with open(config.ssl_certfile, encoding="ascii", errors="replace") as f:
         match = _PEM_BLOCK.search(f.read())
     _server_pem[id(context)] = match.group(0).strip() + "\n" if match else None

@@ -46,6 +46,7 @@ import anyio.abc
 
 from pagi.server.context import ServerContext
 from pagi.server.protocols.http1_parser import (
+    H2_PREFACE,
     ChunkedReader,
     LengthReader,
     ParseError,
@@ -115,7 +116,7 @@ class _Item:
     __slots__ = ("kind", "payload", "stream")
 
     def __init__(self, kind: str, stream: HTTPStream | None = None, payload: Any = None) -> None:
-        self.kind = kind  # "request" | "error" | "upgrade" | "end"
+        self.kind = kind  # "request" | "error" | "upgrade" | "h2" | "end"
         self.stream = stream
         self.payload = payload
 
@@ -457,6 +458,13 @@ class H1Connection:
                 # Between requests: parse the next head.
                 if self._head_started is None and buf:
                     self._head_started = time.monotonic()
+                if self._requests == 0 and stream is None and buf[:1] == b"P" and cfg.http2:
+                    preface = H2_PREFACE[: len(buf)]
+                    if buf[: len(preface)] == preface:
+                        if len(buf) < len(H2_PREFACE):
+                            continue  # could still be HTTP/2 with prior knowledge
+                        self._push(_Item("h2", payload=bytes(buf)))
+                        return
                 try:
                     head = parse_head(
                         buf,
@@ -593,7 +601,7 @@ class H1Connection:
             await self._item_ready.wait()
         return self._items.popleft()
 
-    async def _main(self) -> tuple[HTTPStream, bytes] | None:
+    async def _main(self) -> _Item | None:
         while True:
             item = await self._next_item()
             if item is None or item.kind == "end":
@@ -604,9 +612,9 @@ class H1Connection:
                 await self.outbox.flush()
                 await self._linger()
                 return None
+            if item.kind in ("upgrade", "h2"):
+                return item
             assert item.stream is not None
-            if item.kind == "upgrade":
-                return item.stream, item.payload
             self._busy = True
             try:
                 keep_alive = await self._serve(item.stream)
@@ -674,9 +682,15 @@ class H1Connection:
         except Exception:
             pass
 
-    async def _switch_protocol(self, upgrade: tuple[HTTPStream, bytes]) -> None:
+    async def _switch_protocol(self, item: _Item) -> None:
+        self._unfinished.clear()
+        if item.kind == "h2":
+            from pagi.server.protocols.http2 import H2Connection
+
+            self.ctx.connections.discard(self)
+            await H2Connection(self.ctx, self.stream, self.info, initial=item.payload).run()
+            return
         from pagi.server.protocols.websocket import serve_websocket_over_http1
 
-        stream, leftover = upgrade
-        self._unfinished.clear()
-        await serve_websocket_over_http1(self, stream, leftover)
+        assert item.stream is not None
+        await serve_websocket_over_http1(self, item.stream, item.payload)

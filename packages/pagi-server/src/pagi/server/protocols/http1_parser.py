@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "H2_PREFACE",
     "ChunkedReader",
     "LengthReader",
     "ParseError",
@@ -49,6 +50,10 @@ _FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(;.*)?")
+
+
+#: What a client sends first to speak HTTP/2 with prior knowledge (RFC 9113 3.4).
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 class ParseError(Exception):
@@ -267,7 +272,7 @@ class ChunkedReader:
                 self._state = "crlf"
             elif state == "crlf":
                 if len(buf) < 2:
-                    if buf[:1] not in (b"", b"\r"):
+                    if bytes(buf[:1]) not in (b"", b"\r"):
                         raise ParseError(400, "Malformed chunk: missing CRLF after data")
                     break
                 if buf[:2] != b"\r\n":
