@@ -344,3 +344,25 @@ async def test_unix_socket_scope_server_R_HTTP_3(serve: Any, tmp_path: Any) -> N
     scope = json.loads(body.split(b"\r\n")[1])
     assert scope["server"] == [path, None]
     assert "client" not in scope
+
+
+async def test_proxy_headers_only_from_trusted_peers(serve: Any) -> None:
+    request = (
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.2\r\n"
+        b"X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n"
+    )
+
+    async def fetch(running: Any) -> dict[str, Any]:
+        stream = await running.connect()
+        await stream.send(request)
+        raw = await read_until_close(stream)
+        return json.loads(raw.partition(b"\r\n\r\n")[2].split(b"\r\n")[1])  # type: ignore[no-any-return]
+
+    async with serve(
+        echo_scope, proxy_headers=True, forwarded_allow_ips="127.0.0.1, 10.0.0.0/8"
+    ) as running:
+        trusted = await fetch(running)
+    async with serve(echo_scope, proxy_headers=True, forwarded_allow_ips="192.0.2.1") as running:
+        untrusted = await fetch(running)
+    assert trusted["client"] == ["203.0.113.9", 0] and trusted["scheme"] == "https"
+    assert untrusted["client"][0] == "127.0.0.1" and untrusted["scheme"] == "http"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from pagi.server.proxy import ProxyTrust
 from pagi.spec import CORE_VERSION, WWW_SPEC_VERSION
 
 __all__ = [
@@ -37,6 +38,8 @@ class ConnectionInfo:
     root_path: str = ""
     #: Lifespan state; each scope gets a shallow copy (R-LIFE-30). ``None``: unsupported.
     state: dict[str, Any] | None = field(default=None)
+    #: Set with ``--proxy-headers``: rewrites client and scheme from trusted proxies.
+    proxy: ProxyTrust | None = None
 
     @property
     def secure(self) -> bool:
@@ -153,4 +156,6 @@ def build_scope(
         scope["state"] = info.state.copy()
     if info.tls is not None:
         scope["extensions"]["tls"] = info.tls
+    if info.proxy is not None:
+        info.proxy.apply(scope)
     return scope

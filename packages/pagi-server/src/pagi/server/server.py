@@ -46,6 +46,7 @@ from pagi.server.context import ServerContext
 from pagi.server.lifespan import Lifespan, LifespanFailure
 from pagi.server.protocols.http1 import H1Connection, simple_response
 from pagi.server.protocols.http2 import H2Connection
+from pagi.server.proxy import ProxyTrust
 from pagi.server.scope import ConnectionInfo
 from pagi.server.tls import build_ssl_context, tls_scope_info
 from pagi.server.workers import STARTUP_FAILED, Supervisor
@@ -92,6 +93,9 @@ class Server:
             AccessLog(access_log, self.config.access_log_format) if access_log is not None else None
         )
         self.worker_num = worker_num
+        self._proxy = (
+            ProxyTrust(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
+        )
         self._sockets = list(sockets)
         self._shutdown: anyio.Event | None = None
         self._shutdown_requested = False
@@ -370,6 +374,7 @@ class Server:
                 return
             tls = tls_scope_info(stream)
         info = _connection_info(raw, tls, cfg.root_path, ctx.state)
+        info.proxy = self._proxy
         if tls is not None and stream.extra(TLSAttribute.alpn_protocol, None) == "h2":
             await H2Connection(ctx, stream, info).run()
         else:
