@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
@@ -111,12 +111,14 @@ class Outbox:
         "_stream",
         "_wakeup",
         "_write_timeout",
+        "_writer_running",
         "broken",
         "write_started",
         "high",
         "inflight",
         "low",
         "on_broken",
+        "spawn",
     )
 
     def __init__(
@@ -145,6 +147,9 @@ class Outbox:
         self.broken: str | None = None
         #: Called once with the reason when a write fails.
         self.on_broken: Callable[[str], None] | None = None
+        #: Starts the writer task when first needed (a task group's ``start_soon``).
+        self.spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None
+        self._writer_running = False
 
     @property
     def buffered(self) -> int:
@@ -168,8 +173,15 @@ class Outbox:
         self._queued += len(data)
         if self._handle is not None:
             self._handle._update(self.buffered)
-        if wake and not self._sending and self._wakeup is not None:
-            self._wakeup.set()
+        if wake and not self._sending:
+            if self._wakeup is not None:
+                self._wakeup.set()
+            elif not self._writer_running and self.spawn is not None:
+                # The writer task is started on first need: most connections
+                # never write while nobody flushes, and an idle keep-alive
+                # connection should cost as little memory as possible.
+                self._writer_running = True
+                self.spawn(self.run)
 
     async def write(self, data: bytes) -> None:
         """Queue ``data``; block while the buffer is at or above the high mark."""
@@ -256,10 +268,15 @@ class Outbox:
 
     async def run(self) -> None:
         """The writer task: send whatever is queued while nobody else flushes."""
-        while self.broken is None:
-            if self._chunks and not self._sending:
-                await self._send_pending()
-                continue
-            self._wakeup = anyio.Event()
-            await self._wakeup.wait()
+        self._writer_running = True
+        try:
+            while self.broken is None:
+                if self._chunks and not self._sending:
+                    await self._send_pending()
+                    continue
+                self._wakeup = anyio.Event()
+                await self._wakeup.wait()
+                self._wakeup = None
+        finally:
+            self._writer_running = False
             self._wakeup = None

@@ -345,10 +345,11 @@ class H1Connection:
         try:
             async with anyio.create_task_group() as tg:
                 self._task_scope = tg.cancel_scope
-                tg.start_soon(self.outbox.run)
+                self.outbox.spawn = tg.start_soon
                 tg.start_soon(self._reader)
                 upgrade = await self._main()
                 await self.outbox.flush()  # before the writer task is cancelled
+                self.outbox.spawn = None
                 tg.cancel_scope.cancel()
             if upgrade is not None:
                 await self._switch_protocol(upgrade)
@@ -693,4 +694,10 @@ class H1Connection:
         from pagi.server.protocols.websocket import serve_websocket_over_http1
 
         assert item.stream is not None
-        await serve_websocket_over_http1(self, item.stream, item.payload)
+        async with anyio.create_task_group() as tg:
+            self._task_scope = tg.cancel_scope
+            self.outbox.spawn = tg.start_soon  # the writer may start again as needed
+            await serve_websocket_over_http1(self, item.stream, item.payload)
+            await self.outbox.flush()
+            self.outbox.spawn = None
+            tg.cancel_scope.cancel()

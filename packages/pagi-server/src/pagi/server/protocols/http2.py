@@ -326,7 +326,7 @@ class H2Connection:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                tg.start_soon(self.outbox.run)
+                self.outbox.spawn = tg.start_soon
                 self.h2.initiate_connection()
                 self.pump()
                 await self._read()
