@@ -113,12 +113,12 @@ class Outbox:
         "_write_timeout",
         "_writer_running",
         "broken",
-        "write_started",
         "high",
         "inflight",
         "low",
         "on_broken",
         "spawn",
+        "write_started",
     )
 
     def __init__(
