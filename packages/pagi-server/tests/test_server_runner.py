@@ -169,9 +169,9 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    before = set(sys.modules)
     yield tmp_path
-    for module in set(sys.modules) - before:
+    prefixes = ("runner_app_", "fake_srv_mod", "pagi_app_")
+    for module in [n for n in sys.modules if n.startswith(prefixes)]:
         sys.modules.pop(module, None)
 
 
