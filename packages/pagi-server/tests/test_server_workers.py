@@ -158,6 +158,21 @@ def test_killed_worker_is_respawned(workers) -> None:  # type: ignore[no-untyped
     get(port)
 
 
+def test_sighup_restarts_every_worker(workers) -> None:  # type: ignore[no-untyped-def]
+    proc, port, _ = workers
+    before = children(proc.proc.pid)
+    proc.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    after = before
+    while time.monotonic() < deadline:
+        after = children(proc.proc.pid)
+        if len(after) == 2 and not after & before:
+            break
+        time.sleep(0.05)
+    assert len(after) == 2 and not after & before
+    assert get(port)["pid"] in after
+
+
 def test_sigterm_stops_all_workers(workers) -> None:  # type: ignore[no-untyped-def]
     proc, _, _ = workers
     kids = children(proc.proc.pid)
