@@ -6,7 +6,7 @@ import json
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -26,8 +26,13 @@ class Running:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    opened: list[anyio.abc.SocketStream] = field(default_factory=list)
+
     async def connect(self) -> anyio.abc.SocketStream:
-        return await anyio.connect_tcp(self.host, self.port)
+        """A raw client connection, closed when the server block ends."""
+        stream = await anyio.connect_tcp(self.host, self.port)
+        self.opened.append(stream)
+        return stream
 
 
 @asynccontextmanager
@@ -38,13 +43,19 @@ async def serve_app(app: Any, **options: Any) -> AsyncIterator[Running]:
     options.setdefault("shutdown_timeout", 2.0)
     options.setdefault("lifespan", "off")
     server = Server(app, **options)
-    async with anyio.create_task_group() as tg:
-        addresses = await tg.start(server.serve)
-        host, port = addresses[0]
-        try:
-            yield Running(server, host, port)
-        finally:
-            server.request_shutdown()
+    opened: list[anyio.abc.SocketStream] = []
+    try:
+        async with anyio.create_task_group() as tg:
+            addresses = await tg.start(server.serve)
+            host, port = addresses[0]
+            running = Running(server, host, port, opened)
+            try:
+                yield running
+            finally:
+                server.request_shutdown()
+    finally:
+        for stream in opened:
+            await stream.aclose()
 
 
 async def read_until_close(stream: anyio.abc.ByteStream, timeout: float = 5.0) -> bytes:

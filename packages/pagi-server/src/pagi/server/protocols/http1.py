@@ -342,6 +342,7 @@ class H1Connection:
         """Serve requests until the connection closes; never raises."""
         self.ctx.connections.add(self)
         self._idle_since = time.monotonic()
+        upgrade: _Item | None = None
         try:
             async with anyio.create_task_group() as tg:
                 self._task_scope = tg.cancel_scope
