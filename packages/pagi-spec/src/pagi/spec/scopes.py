@@ -75,7 +75,7 @@ class LifespanPagiInfo(PagiInfo, total=False):
 
 
 class TLSInfo(TypedDict):
-    """``scope["extensions"]["tls"]``: the TLS connection data (R-TLS-1..10).
+    """``scope["extensions"]["tls"]``: the TLS connection data (R-TLS-1..4, R-TLS-10).
 
     Present only on connections that really are TLS; a cleartext scope has
     no ``tls`` key at all (R-TLS-1, R-HTTP-5). Every key is always present
@@ -184,7 +184,7 @@ class _SSEScopeOwn(TypedDict):
 
 
 class SSEScope(_RequestScopeRequired, _RequestScopeOptional, _SSEScopeOwn):
-    """The scope of one Server-Sent Events stream (R-SSE-1..6).
+    """The scope of one Server-Sent Events stream (R-SSE-1..3, R-SSE-5, R-SSE-6).
 
     The HTTP scope with ``type`` ``"sse"`` and without ``pagi.connection``
     (R-CONN-17); ``raw_path``, ``query_string`` and ``root_path`` are set
