@@ -240,3 +240,26 @@ async def test_max_connections_gets_503_with_retry_after(serve: Any) -> None:
         await first.aclose()
     assert raw.startswith(b"HTTP/1.1 503 ")
     assert b"retry-after: 5" in raw
+
+
+async def test_stalled_reader_hits_write_timeout(serve: Any) -> None:
+    """A client that stops reading cannot pin a response forever (write_timeout)."""
+    reasons: list[str | None] = []
+    done = anyio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        conn = scope["pagi.connection"]
+        await send({"type": "http.response.start", "status": 200})
+        chunk = b"x" * 65536
+        with anyio.fail_after(10):
+            while conn.is_connected():
+                await send({"type": "http.response.body", "body": chunk, "more": True})
+        reasons.append(conn.disconnect_reason())
+        done.set()
+
+    async with serve(app, write_timeout=0.3) as running:
+        stream = await running.connect()
+        await stream.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        with anyio.fail_after(10):
+            await done.wait()  # never reading a byte
+    assert reasons == ["write_timeout"]
