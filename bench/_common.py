@@ -355,3 +355,61 @@ def machine_summary() -> str:
     ).stdout.strip()
     pin = f"server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}" if have_taskset() else "off"
     return f"{os.cpu_count()} CPUs ({cpu}); servers on Python {version}; taskset: {pin}"
+
+
+# --- interference: CPU used by processes that are not part of the test -----------
+
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_jiffies() -> int:
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait
+    return sum(fields[:3]) + sum(fields[5:8])
+
+
+def _proc_jiffies(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            rest = fh.read().rsplit(")", 1)[1].split()
+        return int(rest[11]) + int(rest[12])  # utime + stime
+    except (OSError, IndexError):
+        return 0
+
+
+class CpuWindow:
+    """Measures, over a window, how much CPU went to processes outside the test.
+
+    ``other_cores`` = (all busy CPU time - the server tree - our waited
+    children, e.g. wrk - this harness) / wall time, in cores. On a quiet
+    machine it is ~0; a value of 0.3 means another process took about a
+    third of a core while we measured, and the row is suspect.
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        import resource
+
+        self._resource = resource
+        self._pids = [server_pid, *children_of(server_pid)]
+        self._t0 = time.monotonic()
+        self._busy0 = _busy_jiffies()
+        self._server0 = sum(_proc_jiffies(p) for p in self._pids)
+        self._kids0 = self._cpu(resource.RUSAGE_CHILDREN)
+        self._self0 = self._cpu(resource.RUSAGE_SELF)
+
+    def _cpu(self, who: int) -> float:
+        usage = self._resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+
+    def finish(self) -> dict[str, float]:
+        wall = time.monotonic() - self._t0
+        busy = (_busy_jiffies() - self._busy0) / _HZ
+        server = (sum(_proc_jiffies(p) for p in self._pids) - self._server0) / _HZ
+        kids = self._cpu(self._resource.RUSAGE_CHILDREN) - self._kids0
+        me = self._cpu(self._resource.RUSAGE_SELF) - self._self0
+        return {
+            "server_cores": server / wall,
+            "client_cores": kids / wall,
+            "other_cores": max(0.0, busy - server - kids - me) / wall,
+        }

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     CLIENT_CPU,
     RESULTS,
+    CpuWindow,
     Server,
     ServerSpec,
     check_python_envs,
@@ -182,6 +183,41 @@ def idle_memory(spec: ServerSpec, count: int, log_dir: Path) -> dict[str, float]
         }
 
 
+def measure_one(
+    name: str,
+    app: str,
+    round_no: int,
+    args: argparse.Namespace,
+    runs: dict[tuple[str, str], list[dict[str, float]]],
+    failures: list[str],
+    log_dir: Path,
+    started: float,
+) -> None:
+    """One server x app: fresh server, check, warm up, measure; appends to ``runs``."""
+    spec = SERVERS[name]
+    print(f"[{time.monotonic() - started:5.0f}s] round {round_no}: {name} / {app} ...", flush=True)
+    try:
+        with running(spec, app, log_dir=log_dir) as server:
+            check_response(server, app)
+            if args.warmup > 0:
+                run_wrk(server.port, "/", connections=args.connections, seconds=args.warmup)
+            window = CpuWindow(server.pid)
+            result = run_wrk(server.port, "/", connections=args.connections, seconds=args.duration)
+            result.update(window.finish())
+            if "rps" not in result:
+                raise RuntimeError(f"could not parse wrk output: {result}")
+            runs.setdefault((name, app), []).append(result)
+            print(
+                f"         {result['rps']:,.0f} req/s  p50 {result.get('p50', 0):.2f} ms"
+                f"  p99 {result.get('p99', 0):.2f} ms  server CPU "
+                f"{result['server_cores']:.0%}  other load {result['other_cores']:.0%}",
+                flush=True,
+            )
+    except Exception as exc:
+        failures.append(f"{name} / {app}: {exc}")
+        print(f"         FAILED: {exc}", flush=True)
+
+
 def fmt_ratio(value: float, base: float | None) -> str:
     if not base or value != value:
         return "n/a"
@@ -194,7 +230,11 @@ def build_markdown(args: argparse.Namespace, rows: dict, mem: dict, failures: li
         "",
         f"Machine: {machine_summary()}.",
         f"Load: `wrk -t1 -c{args.connections} -d{args.duration}s --latency` after a "
-        f"{args.warmup}s warm-up; one worker per server, access log off, asyncio loop.",
+        f"{args.warmup}s warm-up; one worker per server, access log off, asyncio loop. "
+        f"Each cell is the best of {args.rounds} round(s) (a fresh server each time); "
+        "*spread* is how far the worst round fell below the best; *other load* is CPU "
+        "(in % of one core) taken by processes outside the test during the best round: "
+        "above ~10% the row is suspect.",
         "",
     ]
     for app in args.apps:
@@ -202,19 +242,21 @@ def build_markdown(args: argparse.Namespace, rows: dict, mem: dict, failures: li
         lines += [
             f"## {app}",
             "",
-            "| server | req/s | vs uvicorn-h11 | p50 ms | p99 ms | MiB/s | errors |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| server | req/s | vs uvicorn-h11 | p50 ms | p99 ms | MiB/s | server CPU "
+            "| other load | spread | errors |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for name in args.servers:
             r = rows.get((name, app))
             if r is None:
-                lines.append(f"| {name} | failed | | | | | |")
+                lines.append(f"| {name} | failed | | | | | | | | |")
                 continue
             errors = int(r.get("non2xx", 0) + r.get("socket_errors", 0))
             lines.append(
                 f"| {name} | {r['rps']:,.0f} | {fmt_ratio(r['rps'], base)} | "
                 f"{r.get('p50', float('nan')):.2f} | {r.get('p99', float('nan')):.2f} | "
-                f"{r.get('mib_s', float('nan')):.1f} | {errors} |"
+                f"{r.get('mib_s', float('nan')):.1f} | {r['server_cores']:.0%} | "
+                f"{r['other_cores']:.0%} | {r['spread']:.0%} | {errors} |"
             )
         lines.append("")
     if mem:
@@ -245,10 +287,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=list(SERVERS))
     parser.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
-    parser.add_argument("--duration", type=int, default=5, help="seconds of measured load")
+    parser.add_argument("--duration", type=int, default=3, help="seconds of measured load")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up load")
     parser.add_argument("--connections", type=int, default=50, help="wrk connections")
     parser.add_argument("--idle", type=int, default=500, help="idle connections (0 = skip)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds over all servers; the best round is shown"
+    )
     args = parser.parse_args()
     if BASELINE not in args.servers:
         args.servers.insert(0, BASELINE)
@@ -263,29 +308,19 @@ def main() -> int:
     mem: dict[str, dict[str, float]] = {}
     failures: list[str] = []
     started = time.monotonic()
-    for app in args.apps:
-        for name in args.servers:
-            spec = SERVERS[name]
-            print(f"[{time.monotonic() - started:5.0f}s] {name} / {app} ...", flush=True)
-            try:
-                with running(spec, app, log_dir=log_dir) as server:
-                    check_response(server, app)
-                    if args.warmup > 0:
-                        run_wrk(server.port, "/", connections=args.connections, seconds=args.warmup)
-                    result = run_wrk(
-                        server.port, "/", connections=args.connections, seconds=args.duration
-                    )
-                    if "rps" not in result:
-                        raise RuntimeError(f"could not parse wrk output: {result}")
-                    rows[(name, app)] = result
-                    print(
-                        f"         {result['rps']:,.0f} req/s  p50 {result.get('p50', 0):.2f} ms"
-                        f"  p99 {result.get('p99', 0):.2f} ms",
-                        flush=True,
-                    )
-            except Exception as exc:
-                failures.append(f"{name} / {app}: {exc}")
-                print(f"         FAILED: {exc}", flush=True)
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for round_no in range(1, args.rounds + 1):
+        for app in args.apps:
+            for name in args.servers:
+                measure_one(name, app, round_no, args, runs, failures, log_dir, started)
+    for key, results in runs.items():
+        best = max(results, key=lambda r: r["rps"])
+        rows[key] = {
+            **best,
+            "rounds": len(results),
+            "rps_all": [r["rps"] for r in results],
+            "spread": (best["rps"] - min(r["rps"] for r in results)) / best["rps"],
+        }
     if args.idle > 0:
         for name in args.servers:
             print(f"[{time.monotonic() - started:5.0f}s] {name} / idle memory ...", flush=True)

@@ -1,0 +1,292 @@
+"""WebSocket and SSE side by side: pagi-server vs uvicorn (websockets, wsproto), hypercorn, granian.
+
+Run from the repo root:  python3 bench/run_ws.py      (options: --help)
+
+Per server (one worker, pinned to CPU 0; the Node load client on CPU 1):
+
+* echo: 50 WebSocket connections in a ping-pong loop with 32-byte text
+  messages, no compression; messages/s echoed after a warm-up;
+* sse: 100 concurrent event streams, the app sends small events as fast as
+  the server takes them; events/s received by the client (ASGI servers get
+  a hand-written text/event-stream response, pagi-server its ``sse`` scope);
+* memory per idle WebSocket: RSS before and after opening 500 connections
+  (one echo each), once without and once with permessage-deflate offered.
+
+The client reports its own CPU use; near 100% of a core means the client,
+not the server, set the number. Prints Markdown tables with ratios against
+uvicorn-websockets and writes them to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    BENCH,
+    CLIENT_CPU,
+    RESULTS,
+    Server,
+    ServerSpec,
+    check_python_envs,
+    machine_summary,
+    pinned,
+    require_tool,
+    response_body,
+    running,
+    write_results,
+)
+
+SERVERS = {
+    "pagi-server": ServerSpec("pagi-server", "pagi"),
+    "uvicorn-websockets": ServerSpec(
+        "uvicorn-websockets", "asgi", ["--http", "h11", "--ws", "websockets"]
+    ),
+    "uvicorn-wsproto": ServerSpec("uvicorn-wsproto", "asgi", ["--http", "h11", "--ws", "wsproto"]),
+    "hypercorn": ServerSpec("hypercorn", "asgi"),
+    "granian": ServerSpec("granian", "asgi"),
+}
+BASELINE = "uvicorn-websockets"
+LOAD_JS = BENCH / "clients" / "load.js"
+
+
+def node_client(args: list[str], timeout: float) -> dict[str, float]:
+    cmd = pinned(["node", str(LOAD_JS), *args], CLIENT_CPU)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(
+            f"load client printed nothing (rc {out.returncode}): {out.stderr[-300:]}"
+        )
+    result = json.loads(lines[-1])
+    if "error" in result:
+        raise RuntimeError(f"load client: {result['error']}")
+    if result.get("mode") == "sse" and not result.get("streams"):
+        raise RuntimeError(f"no event stream started; answers other than 200: {result['refused']}")
+    return result
+
+
+def ready(server: Server) -> None:
+    status, body = response_body(server.wait_ready())
+    if status != 200 or body != b"ok":
+        raise RuntimeError(f"{server.spec.name}: readiness GET answered {status} {body[:80]!r}")
+
+
+def idle_ws_memory(server: Server, count: int, deflate: bool) -> dict[str, float]:
+    """RSS growth per idle WebSocket (each made one echo), with the client's deflate offer."""
+    time.sleep(0.3)
+    before = server.rss_kib()
+    cmd = pinned(
+        ["node", str(LOAD_JS), "idle", f"ws://127.0.0.1:{server.port}/ws", str(count)]
+        + (["deflate"] if deflate else []),
+        CLIENT_CPU,
+    )
+    client = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert client.stdout is not None
+        line = client.stdout.readline()
+        if not line.startswith("{"):
+            raise RuntimeError(
+                f"idle client died: {client.stderr.read()[-300:] if client.stderr else ''}"
+            )
+        info = json.loads(line)
+        if "error" in info:
+            raise RuntimeError(f"idle client: {info['error']}")
+        time.sleep(1.0)
+        after = server.rss_kib()
+    finally:
+        if client.stdin is not None:
+            client.stdin.close()  # the client closes its sockets and exits
+        try:
+            client.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            client.kill()  # by the Popen we hold
+            client.wait()
+    return {
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "per_conn_kib": (after - before) / count,
+        "deflate_negotiated": info.get("deflate", 0),
+    }
+
+
+def measure(name: str, args: argparse.Namespace, log_dir: Path, failures: list[str]) -> dict:
+    spec = SERVERS[name]
+    result: dict[str, dict[str, float]] = {}
+    steps = [
+        ("echo", lambda s: node_client(
+            ["echo", f"ws://127.0.0.1:{s.port}/ws", str(args.ws_conns),
+             str(args.duration), str(args.warmup)],
+            args.duration + args.warmup + 40,
+        )),
+        ("sse", lambda s: node_client(
+            ["sse", f"http://127.0.0.1:{s.port}/events", str(args.sse_conns),
+             str(args.duration), str(args.warmup)],
+            args.duration + args.warmup + 40,
+        )),
+    ]  # fmt: skip
+    if args.idle > 0:
+        steps += [
+            ("idle", lambda s: idle_ws_memory(s, args.idle, deflate=False)),
+            ("idle_deflate", lambda s: idle_ws_memory(s, args.idle, deflate=True)),
+        ]
+    for step, fn in steps:
+        if step not in args.tests and not (step.startswith("idle") and "idle" in args.tests):
+            continue
+        # A fresh server per step: one step's leftovers never weigh on the next.
+        try:
+            with running(spec, "ws", log_dir=log_dir) as server:
+                ready(server)
+                result[step] = fn(server)
+            print(f"         {step}: {summary(step, result[step])}", flush=True)
+        except Exception as exc:
+            failures.append(f"{name} / {step}: {exc}")
+            print(f"         {step}: FAILED: {exc}", flush=True)
+    return result
+
+
+def summary(step: str, r: dict[str, float]) -> str:
+    if step == "echo":
+        return f"{r['msgs_per_s']:,.0f} msg/s (client CPU {r['client_cpu']:.0%})"
+    if step == "sse":
+        return f"{r['events_per_s']:,.0f} events/s over {r['streams']} streams"
+    return f"{r['per_conn_kib']:.1f} KiB/conn (deflate on {r['deflate_negotiated']})"
+
+
+def ratio(value: float | None, base: float | None) -> str:
+    if value is None or not base:
+        return "n/a"
+    return f"{value / base:.2f}x"
+
+
+def build_markdown(args: argparse.Namespace, results: dict, failures: list[str]) -> str:
+    def get(name: str, step: str, key: str) -> float | None:
+        value = results.get(name, {}).get(step, {}).get(key)
+        return None if value is None else float(value)
+
+    lines = [
+        "# WebSocket and SSE side by side",
+        "",
+        f"Machine: {machine_summary()}. One worker per server, asyncio loop, Node `ws` client.",
+        "",
+        f"## WebSocket echo ({args.ws_conns} connections, 32-byte text, ping-pong, "
+        f"{args.duration}s after {args.warmup}s warm-up)",
+        "",
+        "| server | msg/s | vs uvicorn-websockets | client CPU | errors |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    base = get(BASELINE, "echo", "msgs_per_s")
+    for name in args.servers:
+        r = results.get(name, {}).get("echo")
+        if r is None:
+            lines.append(f"| {name} | failed | | | |")
+            continue
+        lines.append(
+            f"| {name} | {r['msgs_per_s']:,.0f} | {ratio(r['msgs_per_s'], base)} | "
+            f"{r['client_cpu']:.0%} | {r['errors']} |"
+        )
+    lines += [
+        "",
+        f"## SSE ({args.sse_conns} streams, small events as fast as the server takes them)",
+        "",
+        "| server | events/s | vs uvicorn-websockets | streams | client CPU | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    base = get(BASELINE, "sse", "events_per_s")
+    for name in args.servers:
+        r = results.get(name, {}).get("sse")
+        if r is None:
+            lines.append(f"| {name} | failed | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {r['events_per_s']:,.0f} | {ratio(r['events_per_s'], base)} | "
+            f"{r['streams']} | {r['client_cpu']:.0%} | {r['errors']} |"
+        )
+    if args.idle > 0:
+        lines += [
+            "",
+            f"## memory per idle WebSocket ({args.idle} connections, one echo each)",
+            "",
+            "| server | RSS before MiB | KiB/conn | vs uvicorn-websockets | "
+            "KiB/conn, deflate offered | deflate accepted | vs uvicorn-websockets |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        base_plain = get(BASELINE, "idle", "per_conn_kib")
+        base_deflate = get(BASELINE, "idle_deflate", "per_conn_kib")
+        for name in args.servers:
+            plain = results.get(name, {}).get("idle")
+            deflate = results.get(name, {}).get("idle_deflate")
+            cells = [name]
+            cells += (
+                [f"{plain['rss_before_kib'] / 1024:.1f}", f"{plain['per_conn_kib']:.1f}",
+                 ratio(plain["per_conn_kib"], base_plain)]
+                if plain else ["failed", "", ""]
+            )  # fmt: skip
+            cells += (
+                [f"{deflate['per_conn_kib']:.1f}",
+                 f"{deflate['deflate_negotiated']}/{args.idle}",
+                 ratio(deflate["per_conn_kib"], base_deflate)]
+                if deflate else ["failed", "", ""]
+            )  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    if failures:
+        lines += ["## failures", ""] + [f"* {f}" for f in failures] + [""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=list(SERVERS))
+    parser.add_argument(
+        "--tests", nargs="+", default=["echo", "sse", "idle"], choices=["echo", "sse", "idle"]
+    )
+    parser.add_argument("--duration", type=int, default=5, help="seconds measured per test")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per test")
+    parser.add_argument("--ws-conns", type=int, default=50, help="echo connections")
+    parser.add_argument("--sse-conns", type=int, default=100, help="SSE streams")
+    parser.add_argument("--idle", type=int, default=500, help="idle WebSockets (0 = skip)")
+    args = parser.parse_args()
+    if BASELINE not in args.servers:
+        args.servers.insert(0, BASELINE)
+
+    require_tool("node", "sudo apt-get install -y nodejs (Node 18+)")
+    if not (BENCH / "node_modules" / "ws").is_dir():
+        raise SystemExit("error: bench/node_modules/ws is missing: run `bash bench/setup.sh`")
+    check_python_envs()
+    RESULTS.mkdir(exist_ok=True)
+    log_dir = RESULTS / "logs"
+    log_dir.mkdir(exist_ok=True)
+
+    results: dict[str, dict] = {}
+    failures: list[str] = []
+    started = time.monotonic()
+    for name in args.servers:
+        print(f"[{time.monotonic() - started:5.0f}s] {name} ...", flush=True)
+        results[name] = measure(name, args, log_dir, failures)
+
+    markdown = build_markdown(args, results, failures)
+    payload = {
+        "machine": machine_summary(),
+        "args": vars(args),
+        "results": results,
+        "failures": failures,
+    }
+    path = write_results("ws", payload, markdown)
+    print()
+    print(markdown)
+    print(f"results: {path} (and {path.with_suffix('.md').name})")
+    print(f"total time: {time.monotonic() - started:.0f}s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
