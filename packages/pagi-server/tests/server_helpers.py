@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -78,9 +77,9 @@ def _chunked_complete(body: bytes) -> bool:
             return False
         size = int(body[pos:line_end].split(b";")[0], 16)
         if size == 0:
-            return body.find(b"\r\n\r\n", line_end - 2 if line_end >= 2 else 0) >= 0 and (
+            return (body.find(b"\r\n\r\n", line_end - 2 if line_end >= 2 else 0) >= 0 and (
                 body.endswith(b"\r\n\r\n") or b"\r\n\r\n" in body[line_end:]
-            ) or body[line_end:].startswith(b"\r\n\r\n")
+            )) or body[line_end:].startswith(b"\r\n\r\n")
         pos = line_end + 2 + size + 2
         if pos > len(body):
             return False

@@ -187,7 +187,7 @@ async def test_fresh_connection_object_per_keepalive_request_R_CONN_16(serve: An
         await read_response(stream)
         await stream.aclose()
     assert len(seen) == 2 and seen[0] is not seen[1]
-    assert not seen[0].response_started() is False
+    assert seen[0].response_started() is not False
 
 
 @pytest.mark.parametrize(

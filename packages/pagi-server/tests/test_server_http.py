@@ -8,9 +8,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-
-from server_helpers import echo_scope, hello, read_body
-from server_helpers import read_response, read_until_close
+from server_helpers import echo_scope, hello, read_body, read_response, read_until_close
 
 pytestmark = pytest.mark.anyio
 

@@ -141,7 +141,8 @@ async def test_bad_chunk_framing_is_rejected(serve: Any) -> None:
     async with serve(app) as running:
         raw = await _exchange(
             running,
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhelloXX0\r\n\r\n",
         )
     assert raw.startswith(b"HTTP/1.1 400 ")
     assert b"hello" not in raw.partition(b"\r\n\r\n")[2]

@@ -34,7 +34,8 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -148,7 +149,7 @@ class Outbox:
         #: Called once with the reason when a write fails.
         self.on_broken: Callable[[str], None] | None = None
         #: Starts the writer task when first needed (a task group's ``start_soon``).
-        self.spawn: Callable[[Callable[[], Awaitable[None]]], None] | None = None
+        self.spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] | None = None
         self._writer_running = False
 
     @property
