@@ -132,6 +132,7 @@ class _H1Response:
         "_mode",
         "_remaining",
         "_trailers",
+        "announce_keep_alive",
         "bytes_sent",
         "head_written",
         "keep_alive",
@@ -147,6 +148,8 @@ class _H1Response:
         self._mode = "none"  # "chunked" | "length" | "close" | "none"
         self._remaining = 0
         self._trailers = False
+        #: Say ``connection: keep-alive`` on HTTP/1.1 too (SSE streams, R-SSE-22).
+        self.announce_keep_alive = False
         self.head_written = False
         self.status = 0
         self.bytes_sent = 0
@@ -209,7 +212,7 @@ class _H1Response:
             out.append(b"server: pagi\r\n")
         if not self.keep_alive:
             out.append(b"connection: close\r\n")
-        elif self._http10:
+        elif self._http10 or self.announce_keep_alive:
             out.append(b"connection: keep-alive\r\n")
         out.append(b"\r\n")
         self._head = b"".join(out)
