@@ -36,6 +36,7 @@ from _common import (
     require_tool,
     response_body,
     running,
+    source_state,
     write_results,
 )
 
@@ -228,7 +229,7 @@ def build_markdown(args: argparse.Namespace, rows: dict, mem: dict, failures: li
     lines = [
         "# HTTP/1.1 side by side",
         "",
-        f"Machine: {machine_summary()}.",
+        f"Machine: {machine_summary()}. Code: {source_state()}.",
         f"Load: `wrk -t1 -c{args.connections} -d{args.duration}s --latency` after a "
         f"{args.warmup}s warm-up; one worker per server, access log off, asyncio loop. "
         f"Each cell is the best of {args.rounds} round(s) (a fresh server each time); "
@@ -334,6 +335,7 @@ def main() -> int:
     markdown = build_markdown(args, rows, mem, failures)
     payload = {
         "machine": machine_summary(),
+        "code": source_state(),
         "args": vars(args),
         "rows": [{"server": s, "app": a, **r} for (s, a), r in rows.items()],
         "memory": mem,

@@ -40,6 +40,7 @@ from _common import (
     require_tool,
     response_body,
     running,
+    source_state,
     write_results,
 )
 
@@ -175,7 +176,8 @@ def build_markdown(args: argparse.Namespace, results: dict, failures: list[str])
     lines = [
         "# WebSocket and SSE side by side",
         "",
-        f"Machine: {machine_summary()}. One worker per server, asyncio loop, Node `ws` client.",
+        f"Machine: {machine_summary()}. Code: {source_state()}.",
+        "One worker per server, asyncio loop, Node `ws` client.",
         "",
         f"## WebSocket echo ({args.ws_conns} connections, 32-byte text, ping-pong, "
         f"{args.duration}s after {args.warmup}s warm-up)",
@@ -276,6 +278,7 @@ def main() -> int:
     markdown = build_markdown(args, results, failures)
     payload = {
         "machine": machine_summary(),
+        "code": source_state(),
         "args": vars(args),
         "results": results,
         "failures": failures,
