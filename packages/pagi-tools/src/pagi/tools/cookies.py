@@ -20,7 +20,7 @@ __all__ = ["SameSite", "format_set_cookie", "parse_cookie_header"]
 SameSite = Literal["strict", "lax", "none", "Strict", "Lax", "None"]
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_COOKIE_VALUE = re.compile(r'[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*')
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 _ATTR_VALUE = re.compile(r"[^\x00-\x1f\x7f;]*")
 
 

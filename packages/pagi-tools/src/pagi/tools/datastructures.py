@@ -153,7 +153,9 @@ class URL:
 
     def include_query_params(self, **params: str) -> URL:
         """A copy with ``params`` set in the query (replacing same-named ones)."""
-        items = [(k, v) for k, v in parse_qsl(self.query, keep_blank_values=True) if k not in params]
+        items = [
+            (k, v) for k, v in parse_qsl(self.query, keep_blank_values=True) if k not in params
+        ]
         items.extend((k, str(v)) for k, v in params.items())
         return self.replace(query=urlencode(items))
 
@@ -231,7 +233,10 @@ class UploadFile:
         self.file.close()
 
     def __repr__(self) -> str:
-        return f"UploadFile(filename={self.filename!r}, size={self.size}, content_type={self.content_type!r})"
+        return (
+            f"UploadFile(filename={self.filename!r}, size={self.size}, "
+            f"content_type={self.content_type!r})"
+        )
 
 
 class FormData(MultiDict["str | UploadFile"]):

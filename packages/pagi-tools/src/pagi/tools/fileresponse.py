@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import anyio.to_thread
 
-from pagi.spec import Receive, Scope, Send
+from pagi.spec import Scope, Send
 from pagi.tools.conditional import (
     Unsatisfiable,
     etag_for,
@@ -36,7 +36,9 @@ __all__ = ["FileResponse", "guess_media_type"]
 _CHUNK = 64 * 1024
 
 
-def guess_media_type(path: str | os.PathLike[str], default: str = "application/octet-stream") -> str:
+def guess_media_type(
+    path: str | os.PathLike[str], default: str = "application/octet-stream"
+) -> str:
     """The media type for a file name (from :mod:`mimetypes`), text types with UTF-8."""
     kind, _ = mimetypes.guess_type(os.fspath(path), strict=False)
     if kind is None:
@@ -71,7 +73,9 @@ class FileResponse(Response):
         if "content-type" not in self.headers:
             self.headers["content-type"] = media_type or guess_media_type(filename or self.path)
         if filename is not None or disposition is not None:
-            self.headers["content-disposition"] = _disposition(disposition or "attachment", filename)
+            self.headers["content-disposition"] = _disposition(
+                disposition or "attachment", filename
+            )
 
     async def send_http(self, scope: Scope, send: Send) -> None:
         try:
@@ -91,7 +95,11 @@ class FileResponse(Response):
         method = str(scope.get("method", "GET"))
         head = method == "HEAD"
 
-        verdict = evaluate_preconditions(method, request, etag, info.st_mtime) if self.status == 200 else None
+        verdict = (
+            evaluate_preconditions(method, request, etag, info.st_mtime)
+            if self.status == 200
+            else None
+        )
         if verdict is not None:
             # A 304/412 carries validators, not a description of a body it lacks.
             for name in ("content-type", "content-disposition", "accept-ranges"):
@@ -103,7 +111,11 @@ class FileResponse(Response):
             return
 
         ranges: list[tuple[int, int]] | None = None
-        if self.status == 200 and method in ("GET", "HEAD") and range_applies(request, etag, info.st_mtime):
+        if (
+            self.status == 200
+            and method in ("GET", "HEAD")
+            and range_applies(request, etag, info.st_mtime)
+        ):
             try:
                 ranges = parse_range(request.get("range"), size)
             except Unsatisfiable:
@@ -132,7 +144,14 @@ class FileResponse(Response):
         if head or length == 0:
             await send({"type": "http.response.body", "body": b""})
         else:
-            await send({"type": "http.response.body", "file": self.path, "offset": offset, "length": length})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "file": self.path,
+                    "offset": offset,
+                    "length": length,
+                }
+            )
 
     async def _send_multipart(
         self, send: Send, headers: Headers, ranges: list[tuple[int, int]], size: int, head: bool
@@ -147,7 +166,9 @@ class FileResponse(Response):
             for start, stop in ranges
         ]
         tail = f"--{boundary}--\r\n".encode("latin-1")
-        total = sum(len(h) + (stop - start) + 2 for h, (start, stop) in zip(heads, ranges)) + len(tail)
+        total = sum(
+            len(h) + (stop - start) + 2 for h, (start, stop) in zip(heads, ranges, strict=True)
+        ) + len(tail)
         out = headers.mutablecopy()
         out["content-type"] = f"multipart/byteranges; boundary={boundary}"
         out["content-length"] = str(total)
@@ -157,7 +178,7 @@ class FileResponse(Response):
             return
         f = await anyio.to_thread.run_sync(open, self.path, "rb")
         try:
-            for part_head, (start, stop) in zip(heads, ranges):
+            for part_head, (start, stop) in zip(heads, ranges, strict=True):
                 await send({"type": "http.response.body", "body": part_head, "more": True})
                 position = start
                 while position < stop:

@@ -100,7 +100,9 @@ async def parse_form(
     content_type: str, chunks: AsyncIterator[bytes], limits: FormLimits
 ) -> FormData:
     """Parse a ``multipart/form-data`` body from ``chunks`` into :class:`FormData`."""
-    parser = multipart.PushMultipartParser(_boundary(content_type), max_segment_count=limits.max_parts)
+    parser = multipart.PushMultipartParser(
+        _boundary(content_type), max_segment_count=limits.max_parts
+    )
     items: list[tuple[str, str | UploadFile]] = []
     opened: list[Any] = []
     part: _Part | None = None

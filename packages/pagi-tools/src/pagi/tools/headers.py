@@ -75,7 +75,9 @@ class Headers(Mapping[str, str]):
 
     __slots__ = ("_raw",)
 
-    def __init__(self, headers: HeaderInput | None = None, *, raw: Iterable[Sequence[bytes]] | None = None) -> None:
+    def __init__(
+        self, headers: HeaderInput | None = None, *, raw: Iterable[Sequence[bytes]] | None = None
+    ) -> None:
         if raw is not None:
             # Scope headers come from the server already checked; just lower-case names.
             self._raw: list[tuple[bytes, bytes]] = [(bytes(p[0]).lower(), bytes(p[1])) for p in raw]
@@ -153,7 +155,7 @@ class MutableHeaders(Headers):
 
     def __delitem__(self, key: str) -> None:
         name = _to_bytes(key).lower()
-        if name not in self:
+        if not any(n == name for n, _ in self._raw):
             raise KeyError(key)
         self._raw = [(n, v) for n, v in self._raw if n != name]
 

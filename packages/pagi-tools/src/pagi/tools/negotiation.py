@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-__all__ = ["SHORTCUTS", "AcceptItem", "accepts", "best_match", "normalize_type", "parse_accept", "quality"]
+__all__ = [
+    "SHORTCUTS",
+    "AcceptItem",
+    "accepts",
+    "best_match",
+    "normalize_type",
+    "parse_accept",
+    "quality",
+]
 
 #: Shortcut names understood wherever a media type is expected.
 SHORTCUTS: dict[str, str] = {
@@ -90,7 +98,7 @@ def _matches(media_type: str, pattern: str) -> bool:
     return p_main == "*" or (p_main == main and p_sub in ("*", sub))
 
 
-def quality(accept: str | None | Sequence[AcceptItem], media_type: str) -> float:
+def quality(accept: str | Sequence[AcceptItem] | None, media_type: str) -> float:
     """The ``q`` the client gives ``media_type``: from the most specific matching range."""
     items = parse_accept(accept) if accept is None or isinstance(accept, str) else accept
     wanted = normalize_type(media_type)

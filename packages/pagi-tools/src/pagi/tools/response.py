@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator
 from datetime import datetime
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import anyio
@@ -56,7 +56,7 @@ class Response:
 
     def __init__(
         self,
-        content: bytes | str | None = None,
+        content: Any = None,
         status: int = 200,
         headers: HeaderInput | None = None,
         media_type: str | None = None,
@@ -156,7 +156,9 @@ class Response:
 
     async def send_http(self, scope: Scope, send: Send) -> None:
         """Emit on an ``http`` scope; HEAD gets the headers and no body."""
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers.raw})
+        await send(
+            {"type": "http.response.start", "status": self.status, "headers": self.headers.raw}
+        )
         body = b"" if scope.get("method") == "HEAD" else self.body
         await send({"type": "http.response.body", "body": body})
 
@@ -212,7 +214,7 @@ class RedirectResponse(Response):
         self.headers["location"] = quote(str(url), safe=":/%#?=@[]!$&'()*+,;~")
 
 
-Content = Union[AsyncIterable[Union[str, bytes]], Iterable[Union[str, bytes]]]
+Content = AsyncIterable[str | bytes] | Iterable[str | bytes]
 
 
 class StreamingResponse(Response):
@@ -240,7 +242,9 @@ class StreamingResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
             raise TypeError("a StreamingResponse can only answer an http scope")
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers.raw})
+        await send(
+            {"type": "http.response.start", "status": self.status, "headers": self.headers.raw}
+        )
         if scope.get("method") == "HEAD":
             await send({"type": "http.response.body", "body": b""})
             return
@@ -268,12 +272,16 @@ class StreamingResponse(Response):
                 yield item.encode("utf-8") if isinstance(item, str) else bytes(item)
             return
         iterator: Iterator[str | bytes] = iter(content)
-        done = object()
         while True:
-            item = await anyio.to_thread.run_sync(next, iterator, done)
-            if item is done:
+            # The iterator may block (file reads, a database cursor): step it in a thread.
+            item = await anyio.to_thread.run_sync(_next_or_none, iterator)
+            if item is None:
                 return
-            yield item.encode("utf-8") if isinstance(item, str) else bytes(item)  # type: ignore[union-attr]
+            yield item.encode("utf-8") if isinstance(item, str) else bytes(item)
+
+
+def _next_or_none(iterator: Iterator[str | bytes]) -> str | bytes | None:
+    return next(iterator, None)
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

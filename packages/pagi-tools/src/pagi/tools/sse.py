@@ -19,7 +19,7 @@ import inspect
 import json
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import anyio
 
@@ -46,7 +46,7 @@ class ServerSentEvent:
 
 
 #: What :meth:`SSE.stream` and :meth:`SSE.every` accept per item.
-EventLike = Union[ServerSentEvent, Mapping[str, Any], str, Any]
+EventLike = ServerSentEvent | Mapping[str, Any] | str | Any
 
 
 class SSEState(enum.Enum):
@@ -66,7 +66,7 @@ class SSE(HTTPConnection):
             raise TypeError(f"SSE needs an sse scope, got {scope.get('type')!r}")
         super().__init__(scope, receive)
         self._send = send
-        self.state = SSEState.PENDING
+        self.phase = SSEState.PENDING
         self._disconnect_reason: str | None = None
         self._body_done = False
 
@@ -88,7 +88,7 @@ class SSE(HTTPConnection):
     @property
     def is_connected(self) -> bool:
         """True while the stream is open and the client has not left."""
-        return self.state is SSEState.STARTED and self._disconnect_reason is None
+        return self.phase is SSEState.STARTED and self._disconnect_reason is None
 
     def is_disconnected(self) -> bool:
         """True once an ``sse.disconnect`` was seen."""
@@ -108,15 +108,15 @@ class SSE(HTTPConnection):
 
     async def start(self, status: int = 200, headers: HeaderInput | None = None) -> None:
         """Send ``sse.start`` (idempotent). The server adds content-type and cache headers."""
-        if self.state is SSEState.STARTED:
+        if self.phase is SSEState.STARTED:
             return
-        if self.state is not SSEState.PENDING:
-            raise RuntimeError(f"cannot start an SSE stream that is {self.state.value}")
+        if self.phase is not SSEState.PENDING:
+            raise RuntimeError(f"cannot start an SSE stream that is {self.phase.value}")
         event: dict[str, Any] = {"type": "sse.start", "status": status}
         if headers is not None:
             event["headers"] = MutableHeaders(headers).raw
         await self._send(event)
-        self.state = SSEState.STARTED
+        self.phase = SSEState.STARTED
 
     async def decline(
         self, response: Response | None = None, *, status: int = 204, body: str = ""
@@ -125,10 +125,10 @@ class SSE(HTTPConnection):
 
         The default 204 tells an ``EventSource`` to stop reconnecting (R-SSE-64).
         """
-        if self.state is not SSEState.PENDING:
-            raise RuntimeError(f"cannot decline an SSE stream that is {self.state.value}")
+        if self.phase is not SSEState.PENDING:
+            raise RuntimeError(f"cannot decline an SSE stream that is {self.phase.value}")
         await (response or PlainTextResponse(body, status))(self.scope, self._receive, self._send)
-        self.state = SSEState.DECLINED
+        self.phase = SSEState.DECLINED
 
     async def send(
         self,
@@ -148,11 +148,13 @@ class SSE(HTTPConnection):
         await self._emit(message)
 
     async def send_event(self, item: EventLike) -> None:
-        """Send a :class:`ServerSentEvent`, a mapping with ``data``/``event``/``id``/``retry``, or data."""
+        """Send a :class:`ServerSentEvent`, a mapping with ``data`` (+ event/id/retry), or data."""
         if isinstance(item, ServerSentEvent):
             await self.send(item.data, event=item.event, id=item.id, retry=item.retry)
         elif isinstance(item, Mapping) and "data" in item:
-            await self.send(item["data"], event=item.get("event"), id=item.get("id"), retry=item.get("retry"))
+            await self.send(
+                item["data"], event=item.get("event"), id=item.get("id"), retry=item.get("retry")
+            )
         else:
             await self.send(item)
 
@@ -165,23 +167,23 @@ class SSE(HTTPConnection):
         await self._emit({"type": "sse.keepalive", "interval": interval, "comment": comment})
 
     async def _emit(self, event: dict[str, Any]) -> None:
-        if self.state is SSEState.PENDING:
+        if self.phase is SSEState.PENDING:
             await self.start()
-        if self.state is not SSEState.STARTED:
-            raise RuntimeError(f"cannot send on an SSE stream that is {self.state.value}")
+        if self.phase is not SSEState.STARTED:
+            raise RuntimeError(f"cannot send on an SSE stream that is {self.phase.value}")
         await self._send(event)
 
     async def close(self, reason: str | None = None) -> None:
         """End the stream (idempotent); ``reason`` is for server logs only (R-SSE-54)."""
-        if self.state in (SSEState.CLOSED, SSEState.DECLINED):
+        if self.phase in (SSEState.CLOSED, SSEState.DECLINED):
             return
-        if self.state is SSEState.PENDING:
+        if self.phase is SSEState.PENDING:
             await self.start()
         event: dict[str, Any] = {"type": "sse.close"}
         if reason is not None:
             event["reason"] = reason
         await self._send(event)
-        self.state = SSEState.CLOSED
+        self.phase = SSEState.CLOSED
 
     async def wait_disconnect(self) -> str:
         """Wait for ``sse.disconnect``; return its reason."""
@@ -219,19 +221,21 @@ class SSE(HTTPConnection):
         async def produce() -> None:
             if isinstance(source, AsyncIterable):
                 async for item in source:
-                    if self.state is not SSEState.STARTED:
+                    if self.phase is not SSEState.STARTED:
                         return
                     await self.send_event(item)
             else:
                 for item in source:
-                    if self.state is not SSEState.STARTED:
+                    if self.phase is not SSEState.STARTED:
                         return
                     await self.send_event(item)
 
         await self.run_until_disconnect(produce)
 
     async def every(
-        self, interval: float, callback: Callable[[], Awaitable[EventLike | None] | EventLike | None]
+        self,
+        interval: float,
+        callback: Callable[[], Awaitable[EventLike | None] | EventLike | None],
     ) -> None:
         """Call ``callback`` every ``interval`` seconds and send what it returns.
 
@@ -242,11 +246,11 @@ class SSE(HTTPConnection):
         await self.start()
 
         async def tick() -> None:
-            while self.state is SSEState.STARTED:
+            while self.phase is SSEState.STARTED:
                 result = callback()
                 if inspect.isawaitable(result):
                     result = await result
-                if result is not None and self.state is SSEState.STARTED:
+                if result is not None and self.phase is SSEState.STARTED:
                     await self.send_event(result)
                 await anyio.sleep(interval)
 

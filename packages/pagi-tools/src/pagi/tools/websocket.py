@@ -44,7 +44,7 @@ class WebSocket(HTTPConnection):
             raise TypeError(f"WebSocket needs a websocket scope, got {scope.get('type')!r}")
         super().__init__(scope, receive)
         self._send = send
-        self.state = WebSocketState.CONNECTING
+        self.phase = WebSocketState.CONNECTING
         self._connect_seen = False
         self.close_code: int | None = None
         self.close_reason: str | None = None
@@ -70,10 +70,12 @@ class WebSocket(HTTPConnection):
             raise RuntimeError(f"expected websocket.connect first, got {event['type']!r}")
         self._connect_seen = True
 
-    async def accept(self, subprotocol: str | None = None, headers: HeaderInput | None = None) -> None:
+    async def accept(
+        self, subprotocol: str | None = None, headers: HeaderInput | None = None
+    ) -> None:
         """Complete the handshake, optionally choosing a subprotocol and adding headers."""
-        if self.state is not WebSocketState.CONNECTING:
-            raise RuntimeError(f"cannot accept a WebSocket that is {self.state.value}")
+        if self.phase is not WebSocketState.CONNECTING:
+            raise RuntimeError(f"cannot accept a WebSocket that is {self.phase.value}")
         await self._await_connect()
         event: dict[str, Any] = {"type": "websocket.accept"}
         if subprotocol is not None:
@@ -81,7 +83,7 @@ class WebSocket(HTTPConnection):
         if headers is not None:
             event["headers"] = MutableHeaders(headers).raw
         await self._send(event)
-        self.state = WebSocketState.CONNECTED
+        self.phase = WebSocketState.CONNECTED
 
     async def deny(
         self, response: Response | None = None, *, status: int = 403, body: str | None = None
@@ -93,19 +95,19 @@ class WebSocket(HTTPConnection):
         answers with a bare 403 (R-WSDENY-2). ``response`` wins over
         ``status``/``body``.
         """
-        if self.state is not WebSocketState.CONNECTING:
-            raise RuntimeError(f"cannot deny a WebSocket that is {self.state.value}")
+        if self.phase is not WebSocketState.CONNECTING:
+            raise RuntimeError(f"cannot deny a WebSocket that is {self.phase.value}")
         await self._await_connect()
         if response is None:
             response = PlainTextResponse(body if body is not None else "Forbidden", status)
         await response(self.scope, self._receive, self._send)
-        self.state = WebSocketState.DENIED
+        self.phase = WebSocketState.DENIED
 
     async def receive(self) -> Mapping[str, Any]:
         """The next raw event (``websocket.receive`` or ``websocket.disconnect``)."""
-        if self.state is WebSocketState.CONNECTING:
+        if self.phase is WebSocketState.CONNECTING:
             raise RuntimeError("accept() the WebSocket before receiving messages")
-        if self.state is not WebSocketState.CONNECTED:
+        if self.phase is not WebSocketState.CONNECTED:
             raise WebSocketDisconnect(self.close_code or 1000, self.close_reason or "")
         event = await self._receive()
         if event["type"] == "websocket.disconnect":
@@ -113,7 +115,7 @@ class WebSocket(HTTPConnection):
         return event
 
     def _closed_by_peer(self, event: Mapping[str, Any]) -> None:
-        self.state = WebSocketState.CLOSED
+        self.phase = WebSocketState.CLOSED
         self.close_code = int(event.get("code", 1005))
         self.close_reason = str(event.get("reason") or "")
 
@@ -190,15 +192,15 @@ class WebSocket(HTTPConnection):
             await self.send_text(text)
 
     async def _send_event(self, event: dict[str, Any]) -> None:
-        if self.state is WebSocketState.CONNECTING:
+        if self.phase is WebSocketState.CONNECTING:
             raise RuntimeError("accept() the WebSocket before sending messages")
-        if self.state is not WebSocketState.CONNECTED:
+        if self.phase is not WebSocketState.CONNECTED:
             # The peer is gone: a send is a no-op, as the server's would be (R-WS-17).
             return
         await self._send(event)
 
     async def keepalive(self, interval: float, timeout: float | None = None) -> None:
-        """Ask the server to ping every ``interval`` seconds (0 stops); close if no pong in ``timeout``."""
+        """Ask the server to ping every ``interval`` s (0 stops), closing if no pong in ``timeout``."""
         event: dict[str, Any] = {"type": "websocket.keepalive", "interval": interval}
         if timeout is not None:
             event["timeout"] = timeout
@@ -206,11 +208,11 @@ class WebSocket(HTTPConnection):
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection (idempotent). Before accept this refuses the handshake (403)."""
-        if self.state in (WebSocketState.CLOSED, WebSocketState.DENIED):
+        if self.phase in (WebSocketState.CLOSED, WebSocketState.DENIED):
             return
-        if self.state is WebSocketState.CONNECTING:
+        if self.phase is WebSocketState.CONNECTING:
             await self._await_connect()
         await self._send({"type": "websocket.close", "code": code, "reason": reason})
-        self.state = WebSocketState.CLOSED
+        self.phase = WebSocketState.CLOSED
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason

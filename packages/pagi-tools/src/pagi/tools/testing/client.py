@@ -21,7 +21,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
-from typing import Any, Literal, Union
+from typing import Any, Literal
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import anyio
@@ -39,10 +39,10 @@ from pagi.tools.testing.websocket import WebSocketSession
 __all__ = ["AsyncTestClient", "FileField", "HeaderArg"]
 
 #: Headers as a mapping or as ``(name, value)`` pairs (pairs allow repeats).
-HeaderArg = Union[Mapping[str, str], Sequence[tuple[str, str]]]
+HeaderArg = Mapping[str, str] | Sequence[tuple[str, str]]
 #: A file for ``files=``: ``(filename, content)`` or ``(filename, content, content_type)``.
-FileField = Union[tuple[str, bytes], tuple[str, bytes, str]]
-_Params = Union[Mapping[str, Any], Sequence[tuple[str, Any]]]
+FileField = tuple[str, bytes] | tuple[str, bytes, str]
+_Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 
 def _pairs(headers: HeaderArg | None) -> list[tuple[str, str]]:
@@ -135,7 +135,10 @@ class AsyncTestClient:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         stack, self._stack = self._stack, None
         error: Exception | None = None
@@ -183,7 +186,9 @@ class AsyncTestClient:
         merged = [(k.lower(), v) for k, v in names.items()]
         for name, value in [*self.headers, *extra_headers, *_pairs(headers)]:
             # A per-request header replaces the client default of the same name.
-            merged = [(k, v) for k, v in merged if k != name.lower() or name.lower() == "set-cookie"]
+            merged = [
+                (k, v) for k, v in merged if k != name.lower() or name.lower() == "set-cookie"
+            ]
             merged.append((name.lower(), value))
         if not any(k == "cookie" for k, _ in merged):
             cookie = self.cookies.header_for(path, secure)
@@ -193,14 +198,19 @@ class AsyncTestClient:
             "type": kind,
             "pagi": {"version": CORE_VERSION, "spec_version": WWW_SPEC_VERSION},
             "http_version": "1.1",
-            "scheme": ("wss" if secure else "ws") if kind == "websocket" else ("https" if secure else "http"),
+            "scheme": ("wss" if secure else "ws")
+            if kind == "websocket"
+            else ("https" if secure else "http"),
             "path": path,
             "raw_path": raw_path.encode("ascii"),
             "query_string": query.encode("latin-1"),
             "root_path": self.root_path,
             "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged],
             "client": self.client_address,
-            "server": (self.base_url.hostname or "testserver", self.base_url.port or (443 if secure else 80)),
+            "server": (
+                self.base_url.hostname or "testserver",
+                self.base_url.port or (443 if secure else 80),
+            ),
             "extensions": {},
             "pagi.transport": FakeTransport(),
         }
@@ -283,7 +293,9 @@ class AsyncTestClient:
         ``disconnect_after`` simulates the client leaving after that many
         seconds. ``TimeoutError`` if the app takes longer than ``timeout``.
         """
-        exchange = self._exchange(method, url, params, headers, content, json, data, files, chunk_size)
+        exchange = self._exchange(
+            method, url, params, headers, content, json, data, files, chunk_size
+        )
         try:
             with anyio.fail_after(self.timeout):
                 async with anyio.create_task_group() as group:
@@ -346,7 +358,9 @@ class AsyncTestClient:
         (``client_closed``); an app that ignores that is cancelled after
         ``close_timeout`` seconds.
         """
-        exchange = self._exchange(method, url, params, headers, content, json, data, files, chunk_size)
+        exchange = self._exchange(
+            method, url, params, headers, content, json, data, files, chunk_size
+        )
         error: Exception | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(exchange.run_app)

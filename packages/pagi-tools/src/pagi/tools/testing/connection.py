@@ -131,7 +131,9 @@ class FakeConnection:
 class FakeTransport:
     """A ``pagi.transport`` handle whose buffer level a test controls."""
 
-    def __init__(self, high_water_mark: int | None = 65536, low_water_mark: int | None = 16384) -> None:
+    def __init__(
+        self, high_water_mark: int | None = 65536, low_water_mark: int | None = 16384
+    ) -> None:
         self._buffered = 0
         self._high = high_water_mark
         self._low = low_water_mark

@@ -112,7 +112,11 @@ class HTTPExchange:
         except Exception as exc:
             self.exception = exc
         finally:
-            if self.exception is None and self.connection.is_connected() and not self.machine.finished:
+            if (
+                self.exception is None
+                and self.connection.is_connected()
+                and not self.machine.finished
+            ):
                 if self.status is None:
                     self.exception = AppProtocolError(
                         "the app returned without sending http.response.start "
@@ -120,7 +124,8 @@ class HTTPExchange:
                     )
                 else:
                     self.exception = AppProtocolError(
-                        "the app returned in the middle of its response (no final body with more=False)"
+                        "the app returned in the middle of its response "
+                        "(no final body with more=False)"
                     )
             if self.exception is not None:
                 # R-HERR-14: an app error ends the request abnormally.

@@ -20,7 +20,9 @@ class LifespanFailed(Exception):
     def __init__(self, phase: str, message: str) -> None:
         self.phase = phase
         self.message = message
-        super().__init__(f"lifespan {phase} failed: {message}" if message else f"lifespan {phase} failed")
+        super().__init__(
+            f"lifespan {phase} failed: {message}" if message else f"lifespan {phase} failed"
+        )
 
 
 class LifespanDriver:
@@ -38,15 +40,21 @@ class LifespanDriver:
         self.state: dict[str, Any] = {}
         self.scope: dict[str, Any] = {
             "type": "lifespan",
-            "pagi": {"version": CORE_VERSION, "spec_version": LIFESPAN_SPEC_VERSION, "is_worker": False},
+            "pagi": {
+                "version": CORE_VERSION,
+                "spec_version": LIFESPAN_SPEC_VERSION,
+                "is_worker": False,
+            },
             "state": self.state,
         }
         self.machine = SendMachine("lifespan")
         self.supported = False
-        self._to_app_in, self._to_app_out = anyio.create_memory_object_stream[Mapping[str, Any]](math.inf)
-        self._from_app_in, self._from_app_out = anyio.create_memory_object_stream[Mapping[str, Any]](
+        self._to_app_in, self._to_app_out = anyio.create_memory_object_stream[Mapping[str, Any]](
             math.inf
         )
+        self._from_app_in, self._from_app_out = anyio.create_memory_object_stream[
+            Mapping[str, Any]
+        ](math.inf)
         self.exception: BaseException | None = None
         self._done = anyio.Event()
 
@@ -79,7 +87,9 @@ class LifespanDriver:
             if self.mode == "on":
                 if self.exception is not None:
                     raise self.exception
-                raise LifespanFailed("startup", "the app returned without answering lifespan.startup")
+                raise LifespanFailed(
+                    "startup", "the app returned without answering lifespan.startup"
+                )
             return  # declined (R-LIFE-20, R-LIFE-21)
         if reply["type"] == "lifespan.startup.failed":
             raise LifespanFailed("startup", str(reply.get("message") or ""))

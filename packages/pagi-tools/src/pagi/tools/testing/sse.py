@@ -112,7 +112,11 @@ class SSESession:
             body.append(bytes(event.get("body") or b""))
             if not event.get("more"):
                 break
-        raise SSEDeclined(TestResponse(int(first["status"]), Headers(raw=first.get("headers") or []), b"".join(body)))
+        raise SSEDeclined(
+            TestResponse(
+                int(first["status"]), Headers(raw=first.get("headers") or []), b"".join(body)
+            )
+        )
 
     async def receive(self) -> Mapping[str, Any] | None:
         """The app's next raw event (send, comment, keepalive, close); ``None`` at the end."""

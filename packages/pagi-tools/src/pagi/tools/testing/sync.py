@@ -111,7 +111,8 @@ class SyncSSESession:
         self.headers = session.headers
 
     def receive(self) -> Mapping[str, Any] | None:
-        return self._portal.call(self.session.receive)
+        event: Mapping[str, Any] | None = self._portal.call(self.session.receive)
+        return event
 
     def receive_event(self) -> ServerSentEvent:
         return self._portal.call(self.session.receive_event)
@@ -171,7 +172,10 @@ class TestClient:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         stack, self._stack, self._portal = self._stack, None, None
         if stack is not None:
@@ -215,25 +219,34 @@ class TestClient:
         return self.request("DELETE", url, **kwargs)
 
     @contextlib.contextmanager
-    def stream(self, method: str, url: str, **kwargs: Any) -> Generator[SyncStreamingResponse, None, None]:
+    def stream(
+        self, method: str, url: str, **kwargs: Any
+    ) -> Generator[SyncStreamingResponse, None, None]:
         """See :meth:`AsyncTestClient.stream`."""
-        with self._portal_ctx() as portal, portal.wrap_async_context_manager(
-            self.async_client.stream(method, url, **kwargs)
-        ) as response:
+        with (
+            self._portal_ctx() as portal,
+            portal.wrap_async_context_manager(
+                self.async_client.stream(method, url, **kwargs)
+            ) as response,
+        ):
             yield SyncStreamingResponse(portal, response)
 
     @contextlib.contextmanager
     def websocket(self, url: str, **kwargs: Any) -> Generator[SyncWebSocketSession, None, None]:
         """See :meth:`AsyncTestClient.websocket`."""
-        with self._portal_ctx() as portal, portal.wrap_async_context_manager(
-            self.async_client.websocket(url, **kwargs)
-        ) as session:
+        with (
+            self._portal_ctx() as portal,
+            portal.wrap_async_context_manager(
+                self.async_client.websocket(url, **kwargs)
+            ) as session,
+        ):
             yield SyncWebSocketSession(portal, session)
 
     @contextlib.contextmanager
     def sse(self, url: str, **kwargs: Any) -> Generator[SyncSSESession, None, None]:
         """See :meth:`AsyncTestClient.sse`."""
-        with self._portal_ctx() as portal, portal.wrap_async_context_manager(
-            self.async_client.sse(url, **kwargs)
-        ) as session:
+        with (
+            self._portal_ctx() as portal,
+            portal.wrap_async_context_manager(self.async_client.sse(url, **kwargs)) as session,
+        ):
             yield SyncSSESession(portal, session)

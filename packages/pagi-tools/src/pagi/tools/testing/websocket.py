@@ -37,16 +37,20 @@ class WebSocketDenied(Exception):
 class WebSocketSession:
     """The client end of one WebSocket; use it through ``client.websocket()``."""
 
-    def __init__(self, app: App, scope: dict[str, Any], timeout: float, close_timeout: float) -> None:
+    def __init__(
+        self, app: App, scope: dict[str, Any], timeout: float, close_timeout: float
+    ) -> None:
         self.app = app
         self.scope = scope
         self.timeout = timeout
         self.close_timeout = close_timeout
         self.machine = SendMachine("websocket", scope.get("extensions"))
-        self._to_app_in, self._to_app_out = anyio.create_memory_object_stream[Mapping[str, Any]](math.inf)
-        self._from_app_in, self._from_app_out = anyio.create_memory_object_stream[Mapping[str, Any]](
+        self._to_app_in, self._to_app_out = anyio.create_memory_object_stream[Mapping[str, Any]](
             math.inf
         )
+        self._from_app_in, self._from_app_out = anyio.create_memory_object_stream[
+            Mapping[str, Any]
+        ](math.inf)
         self._app_done = anyio.Event()
         self._client_closed = False
         self._disconnect_event: Mapping[str, Any] | None = None
@@ -108,7 +112,9 @@ class WebSocketSession:
             self.accept_headers = Headers(raw=first.get("headers") or [])
             return
         if first["type"] == "websocket.close":
-            raise WebSocketDenied(self._denial(403, [(b"content-type", b"text/plain")], b"Forbidden"))
+            raise WebSocketDenied(
+                self._denial(403, [(b"content-type", b"text/plain")], b"Forbidden")
+            )
         # websocket.http.response.start: collect the denial body.
         body = []
         while True:
@@ -118,7 +124,9 @@ class WebSocketSession:
             body.append(bytes(event.get("body") or b""))
             if not event.get("more"):
                 break
-        raise WebSocketDenied(self._denial(int(first["status"]), first.get("headers") or [], b"".join(body)))
+        raise WebSocketDenied(
+            self._denial(int(first["status"]), first.get("headers") or [], b"".join(body))
+        )
 
     def _denial(self, status: int, headers: Any, body: bytes) -> TestResponse:
         return TestResponse(status, Headers(raw=headers), body, exception=self.exception)
@@ -184,7 +192,9 @@ class WebSocketSession:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close from the client side and wait (briefly) for the app to finish."""
         if not self._client_closed and self._disconnect_event is None:
-            self._to_app_in.send_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+            self._to_app_in.send_nowait(
+                {"type": "websocket.disconnect", "code": code, "reason": reason}
+            )
         self._client_closed = True
         with anyio.move_on_after(self.close_timeout):
             await self._app_done.wait()

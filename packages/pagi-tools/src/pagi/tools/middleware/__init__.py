@@ -1,0 +1,31 @@
+"""Middleware: plain PAGI apps that wrap another app.
+
+Each middleware is a class taking the app (plus keyword options) and
+exposing one ``async __call__(scope, receive, send)``. :class:`Middleware`
+holds a class and its options until a router or a route applies it, so
+lists of middleware read top (outermost) to bottom.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pagi.spec import App
+
+__all__ = ["Middleware"]
+
+
+class Middleware:
+    """``Middleware(Lint)`` or ``Middleware(MyMiddleware, option=1)``: a deferred wrapper."""
+
+    def __init__(self, factory: Any, /, *args: Any, **options: Any) -> None:
+        self.factory = factory
+        self.args = args
+        self.options = options
+
+    def __call__(self, app: App) -> App:
+        wrapped: App = self.factory(app, *self.args, **self.options)
+        return wrapped
+
+    def __repr__(self) -> str:
+        return f"Middleware({getattr(self.factory, '__name__', self.factory)!r})"
