@@ -14,9 +14,9 @@ from typing import Any, ClassVar, Literal
 
 from pagi.spec import Receive, Scope, Send
 from pagi.tools.exceptions import HTTPException, WebSocketDisconnect
+from pagi.tools.handlers import error_response, to_response
 from pagi.tools.request import Request
 from pagi.tools.response import PlainTextResponse, Response
-from pagi.tools.routing import error_response, to_response
 from pagi.tools.sse import SSE, SSEState
 from pagi.tools.websocket import WebSocket, WebSocketState
 

@@ -274,10 +274,10 @@ class StreamingResponse(Response):
         iterator: Iterator[str | bytes] = iter(content)
         while True:
             # The iterator may block (file reads, a database cursor): step it in a thread.
-            item = await anyio.to_thread.run_sync(_next_or_none, iterator)
-            if item is None:
+            step = await anyio.to_thread.run_sync(_next_or_none, iterator)
+            if step is None:
                 return
-            yield item.encode("utf-8") if isinstance(item, str) else bytes(item)
+            yield step.encode("utf-8") if isinstance(step, str) else bytes(step)
 
 
 def _next_or_none(iterator: Iterator[str | bytes]) -> str | bytes | None:

@@ -27,19 +27,24 @@ emission rules do this).
 from __future__ import annotations
 
 import enum
-import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from pagi.spec import App, Receive, Scope, Send
 from pagi.tools.convertors import CONVERTORS, Convertor, PathConvertor
-from pagi.tools.exceptions import HTTPException
-from pagi.tools.request import Request
-from pagi.tools.response import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from pagi.tools.sse import SSE, SSEState
-from pagi.tools.websocket import WebSocket, WebSocketState
+from pagi.tools.handlers import (
+    Handler,
+    SSEHandler,
+    WebSocketHandler,
+    error_response,
+    request_response,
+    sse_session,
+    to_response,
+    websocket_session,
+)
+from pagi.tools.response import PlainTextResponse, RedirectResponse, Response
 
 __all__ = [
     "BaseRoute",
@@ -59,9 +64,6 @@ __all__ = [
     "websocket_session",
 ]
 
-Handler = Callable[[Request], Awaitable[Any]]
-WebSocketHandler = Callable[[WebSocket], Awaitable[None]]
-SSEHandler = Callable[[SSE], Awaitable[None]]
 MiddlewareFactory = Callable[[App], App]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,92 +112,6 @@ def _fill(template: str, convertors: Mapping[str, Convertor], params: Mapping[st
         # (tools-digest 10, defect 9); a path parameter keeps its slashes.
         values[name] = quote(text, safe="/" if isinstance(convertor, PathConvertor) else "")
     return template.format(**values)
-
-
-def error_response(exc: HTTPException) -> Response:
-    """The plain-text response for an :class:`HTTPException`."""
-    return PlainTextResponse(exc.detail, exc.status, headers=exc.headers)
-
-
-def to_response(result: Any, handler: Callable[..., Any]) -> Response:
-    """Turn a handler's return value into a response (dict/list: JSON, str: text)."""
-    if isinstance(result, Response):
-        return result
-    if isinstance(result, (dict, list)):
-        return JSONResponse(result)
-    if isinstance(result, str):
-        return PlainTextResponse(result)
-    hint = " (did it forget to return?)" if result is None else ""
-    raise TypeError(
-        f"handler {getattr(handler, '__qualname__', handler)!r} returned "
-        f"{type(result).__name__}{hint}; "
-        "return a Response, a dict/list (JSON) or a str (text)"
-    )
-
-
-def _check_async(func: Callable[..., Any], what: str) -> None:
-    if not inspect.iscoroutinefunction(func) and not inspect.iscoroutinefunction(
-        getattr(func, "__call__", None)  # noqa: B004 - async callable objects count
-    ):
-        raise TypeError(f"{what} {func!r} must be an async function (async def)")
-
-
-def request_response(handler: Handler) -> App:
-    """Wrap ``async def handler(request) -> response`` as an app."""
-    _check_async(handler, "HTTP handler")
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        try:
-            try:
-                response = to_response(await handler(request), handler)
-            except HTTPException as exc:
-                response = error_response(exc)
-            await response(scope, receive, send)
-        finally:
-            await request.close()
-
-    return app
-
-
-def websocket_session(handler: WebSocketHandler) -> App:
-    """Wrap ``async def handler(websocket)`` as an app; tidy up what it leaves open."""
-    _check_async(handler, "WebSocket handler")
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        ws = WebSocket(scope, receive, send)
-        try:
-            await handler(ws)
-        except HTTPException as exc:
-            if ws.phase is not WebSocketState.CONNECTING:
-                raise
-            await ws.deny(error_response(exc))
-            return
-        if ws.phase is WebSocketState.CONNECTING:
-            await ws.deny()  # never accepted: refuse rather than leave the client hanging
-        elif ws.phase is WebSocketState.CONNECTED:
-            await ws.close()
-
-    return app
-
-
-def sse_session(handler: SSEHandler) -> App:
-    """Wrap ``async def handler(sse)`` as an app; a handler that never started declines with 204."""
-    _check_async(handler, "SSE handler")
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        sse = SSE(scope, receive, send)
-        try:
-            await handler(sse)
-        except HTTPException as exc:
-            if sse.phase is not SSEState.PENDING:
-                raise
-            await sse.decline(error_response(exc))
-            return
-        if sse.phase is SSEState.PENDING:
-            await sse.decline()
-
-    return app
 
 
 def _wrap(app: App, middleware: Sequence[MiddlewareFactory] | None) -> App:

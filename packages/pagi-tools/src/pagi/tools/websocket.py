@@ -200,7 +200,7 @@ class WebSocket(HTTPConnection):
         await self._send(event)
 
     async def keepalive(self, interval: float, timeout: float | None = None) -> None:
-        """Ask the server to ping every ``interval`` s (0 stops), closing if no pong in ``timeout``."""
+        """Have the server ping every ``interval`` s (0 stops); close if no pong in ``timeout``."""
         event: dict[str, Any] = {"type": "websocket.keepalive", "interval": interval}
         if timeout is not None:
             event["timeout"] = timeout
