@@ -32,6 +32,7 @@ from _common import (
     BENCH,
     CLIENT_CPU,
     RESULTS,
+    CpuWindow,
     Server,
     ServerSpec,
     check_python_envs,
@@ -146,7 +147,11 @@ def measure(name: str, args: argparse.Namespace, log_dir: Path, failures: list[s
         try:
             with running(spec, "ws", log_dir=log_dir) as server:
                 ready(server)
+                window = CpuWindow(server.pid)
                 result[step] = fn(server)
+                if not step.startswith("idle"):
+                    # over warm-up + measurement; the client's own figure is the measured part
+                    result[step]["other_cores"] = window.finish()["other_cores"]
             print(f"         {step}: {summary(step, result[step])}", flush=True)
         except Exception as exc:
             failures.append(f"{name} / {step}: {exc}")
@@ -173,46 +178,54 @@ def build_markdown(args: argparse.Namespace, results: dict, failures: list[str])
         value = results.get(name, {}).get(step, {}).get(key)
         return None if value is None else float(value)
 
+    def missing(step: str) -> str:
+        return "failed" if step in args.tests else "not run"
+
     lines = [
         "# WebSocket and SSE side by side",
         "",
         f"Machine: {machine_summary()}. Code: {source_state()}.",
-        "One worker per server, asyncio loop, Node `ws` client.",
+        "One worker per server, asyncio loop, Node `ws` client. *client CPU*: the load "
+        "client's share of its core (near 100% = the client may be the limit); *other "
+        "load*: CPU (% of one core) used by processes outside the test: above ~10% the "
+        "row is suspect.",
         "",
         f"## WebSocket echo ({args.ws_conns} connections, 32-byte text, ping-pong, "
         f"{args.duration}s after {args.warmup}s warm-up)",
         "",
-        "| server | msg/s | vs uvicorn-websockets | client CPU | errors |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| server | msg/s | vs uvicorn-websockets | client CPU | other load | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     base = get(BASELINE, "echo", "msgs_per_s")
     for name in args.servers:
         r = results.get(name, {}).get("echo")
         if r is None:
-            lines.append(f"| {name} | failed | | | |")
+            lines.append(f"| {name} | {missing('echo')} | | | | |")
             continue
         lines.append(
             f"| {name} | {r['msgs_per_s']:,.0f} | {ratio(r['msgs_per_s'], base)} | "
-            f"{r['client_cpu']:.0%} | {r['errors']} |"
+            f"{r['client_cpu']:.0%} | {r.get('other_cores', 0):.0%} | {r['errors']} |"
         )
     lines += [
         "",
         f"## SSE ({args.sse_conns} streams, small events as fast as the server takes them)",
         "",
-        "| server | events/s | vs uvicorn-websockets | streams | client CPU | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| server | events/s | vs uvicorn-websockets | streams | client CPU | other load "
+        "| errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     base = get(BASELINE, "sse", "events_per_s")
     for name in args.servers:
         r = results.get(name, {}).get("sse")
         if r is None:
-            lines.append(f"| {name} | failed | | | | |")
+            lines.append(f"| {name} | {missing('sse')} | | | | | |")
             continue
         lines.append(
             f"| {name} | {r['events_per_s']:,.0f} | {ratio(r['events_per_s'], base)} | "
-            f"{r['streams']} | {r['client_cpu']:.0%} | {r['errors']} |"
+            f"{r['streams']} | {r['client_cpu']:.0%} | {r.get('other_cores', 0):.0%} "
+            f"| {r['errors']} |"
         )
-    if args.idle > 0:
+    if args.idle > 0 and "idle" in args.tests:
         lines += [
             "",
             f"## memory per idle WebSocket ({args.idle} connections, one echo each)",
