@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    BENCH,
     CLIENT_CPU,
     PEER_BIN,
     RESULTS,
@@ -34,6 +35,8 @@ from _common import (
     require_tool,
     running,
 )
+
+LOAD_JS = BENCH / "clients" / "load.js"
 
 # Entry-point frames on every stack: left out of the "total" table.
 ROOTS = (
@@ -106,7 +109,12 @@ def analyse(raw: Path, top: int, by_line: bool) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--app", default="plaintext", choices=["plaintext", "json", "stream"])
+    parser.add_argument(
+        "--app",
+        default="plaintext",
+        choices=["plaintext", "json", "stream", "ws-echo", "sse"],
+        help="HTTP apps run under wrk; ws-echo and sse under the Node client of run_ws.py",
+    )
     parser.add_argument("--duration", type=int, default=8, help="seconds of load and sampling")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=25)
@@ -132,12 +140,21 @@ def main() -> int:
     raw = RESULTS / f"profile-{args.app}-{stamp}.txt"
 
     spec = ServerSpec("pagi-server", "pagi", ["--loop", args.loop])
-    with running(spec, args.app, log_dir=log_dir) as server:
+    server_app = "ws" if args.app in ("ws-echo", "sse") else args.app
+    with running(spec, server_app, log_dir=log_dir) as server:
         server.wait_ready()
         url = f"http://127.0.0.1:{server.port}/"
-        wrk = ["wrk", "-t1", "-c50", f"-d{args.duration + 2}s", url]
-        subprocess.run(pinned(["wrk", "-t1", "-c50", "-d1s", url], CLIENT_CPU), capture_output=True)
-        load = subprocess.Popen(pinned(wrk, CLIENT_CPU), stdout=subprocess.PIPE, text=True)
+        if args.app == "ws-echo":
+            load_cmd = ["node", str(LOAD_JS), "echo", f"ws://127.0.0.1:{server.port}/ws", "50"]
+            load_cmd += [str(args.duration + 1), "1"]
+        elif args.app == "sse":
+            load_cmd = ["node", str(LOAD_JS), "sse", url + "events", "100"]
+            load_cmd += [str(args.duration + 1), "1"]
+        else:
+            load_cmd = ["wrk", "-t1", "-c50", f"-d{args.duration + 2}s", url]
+            warm = ["wrk", "-t1", "-c50", "-d1s", url]
+            subprocess.run(pinned(warm, CLIENT_CPU), capture_output=True)
+        load = subprocess.Popen(pinned(load_cmd, CLIENT_CPU), stdout=subprocess.PIPE, text=True)
         time.sleep(0.5)
         spy = [str(py_spy), "record", "--pid", str(server.pid), "--nonblocking"]
         spy += ["--rate", str(args.rate), "--duration", str(args.duration)]
@@ -148,7 +165,8 @@ def main() -> int:
     if done.returncode != 0:
         raise SystemExit(f"error: py-spy failed: {done.stderr.strip()[-500:]}")
     rps = re.search(r"Requests/sec:\s*([\d.]+)", out or "")
-    print(f"pagi-server / {args.app} under wrk -t1 -c50: {rps.group(1) if rps else '?'} req/s")
+    rate = rps.group(1) + " req/s" if rps else (out or "").strip()
+    print(f"pagi-server / {args.app} under {' '.join(load_cmd[:2])} ...: {rate}")
     print(f"raw stacks: {raw}")
     print()
     report = analyse(raw, args.top, args.by_line)

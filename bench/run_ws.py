@@ -151,7 +151,9 @@ def measure(name: str, args: argparse.Namespace, log_dir: Path, failures: list[s
                 result[step] = fn(server)
                 if not step.startswith("idle"):
                     # over warm-up + measurement; the client's own figure is the measured part
-                    result[step]["other_cores"] = window.finish()["other_cores"]
+                    cpu = window.finish()
+                    result[step]["server_cores"] = cpu["server_cores"]
+                    result[step]["other_cores"] = cpu["other_cores"]
             print(f"         {step}: {summary(step, result[step])}", flush=True)
         except Exception as exc:
             failures.append(f"{name} / {step}: {exc}")
@@ -193,37 +195,39 @@ def build_markdown(args: argparse.Namespace, results: dict, failures: list[str])
         f"## WebSocket echo ({args.ws_conns} connections, 32-byte text, ping-pong, "
         f"{args.duration}s after {args.warmup}s warm-up)",
         "",
-        "| server | msg/s | vs uvicorn-websockets | client CPU | other load | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| server | msg/s | vs uvicorn-websockets | server CPU | client CPU | other load "
+        "| errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     base = get(BASELINE, "echo", "msgs_per_s")
     for name in args.servers:
         r = results.get(name, {}).get("echo")
         if r is None:
-            lines.append(f"| {name} | {missing('echo')} | | | | |")
+            lines.append(f"| {name} | {missing('echo')} | | | | | |")
             continue
         lines.append(
             f"| {name} | {r['msgs_per_s']:,.0f} | {ratio(r['msgs_per_s'], base)} | "
-            f"{r['client_cpu']:.0%} | {r.get('other_cores', 0):.0%} | {r['errors']} |"
+            f"{r.get('server_cores', 0):.0%} | {r['client_cpu']:.0%} | "
+            f"{r.get('other_cores', 0):.0%} | {r['errors']} |"
         )
     lines += [
         "",
         f"## SSE ({args.sse_conns} streams, small events as fast as the server takes them)",
         "",
-        "| server | events/s | vs uvicorn-websockets | streams | client CPU | other load "
-        "| errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server | events/s | vs uvicorn-websockets | streams | server CPU | client CPU "
+        "| other load | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     base = get(BASELINE, "sse", "events_per_s")
     for name in args.servers:
         r = results.get(name, {}).get("sse")
         if r is None:
-            lines.append(f"| {name} | {missing('sse')} | | | | | |")
+            lines.append(f"| {name} | {missing('sse')} | | | | | | |")
             continue
         lines.append(
             f"| {name} | {r['events_per_s']:,.0f} | {ratio(r['events_per_s'], base)} | "
-            f"{r['streams']} | {r['client_cpu']:.0%} | {r.get('other_cores', 0):.0%} "
-            f"| {r['errors']} |"
+            f"{r['streams']} | {r.get('server_cores', 0):.0%} | {r['client_cpu']:.0%} | "
+            f"{r.get('other_cores', 0):.0%} | {r['errors']} |"
         )
     if args.idle > 0 and "idle" in args.tests:
         lines += [
