@@ -73,6 +73,12 @@ def encode_multipart(
     return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
+def _scheme(kind: str, secure: bool) -> str:
+    if kind == "websocket":
+        return "wss" if secure else "ws"
+    return "https" if secure else "http"
+
+
 class AsyncTestClient:
     """Send requests, open WebSockets and SSE streams against ``app``, in memory."""
 
@@ -184,12 +190,11 @@ class AsyncTestClient:
         elif kind == "sse":
             names["accept"] = "text/event-stream"
         merged = [(k.lower(), v) for k, v in names.items()]
-        for name, value in [*self.headers, *extra_headers, *_pairs(headers)]:
-            # A per-request header replaces the client default of the same name.
-            merged = [
-                (k, v) for k, v in merged if k != name.lower() or name.lower() == "set-cookie"
-            ]
-            merged.append((name.lower(), value))
+        for layer in (self.headers, list(extra_headers), _pairs(headers)):
+            # Each layer replaces the names it sets; repeats within a layer are kept.
+            layer_names = {name.lower() for name, _ in layer}
+            merged = [(k, v) for k, v in merged if k not in layer_names]
+            merged.extend((name.lower(), value) for name, value in layer)
         if not any(k == "cookie" for k, _ in merged):
             cookie = self.cookies.header_for(path, secure)
             if cookie:
@@ -198,9 +203,7 @@ class AsyncTestClient:
             "type": kind,
             "pagi": {"version": CORE_VERSION, "spec_version": WWW_SPEC_VERSION},
             "http_version": "1.1",
-            "scheme": ("wss" if secure else "ws")
-            if kind == "websocket"
-            else ("https" if secure else "http"),
+            "scheme": _scheme(kind, secure),
             "path": path,
             "raw_path": raw_path.encode("ascii"),
             "query_string": query.encode("latin-1"),
