@@ -63,6 +63,7 @@ log = logging.getLogger("pagi.server")
 _LINE_END = re.compile(r"\r\n|\r|\n")
 #: Reasons under which the server ended the stream itself and the socket is still usable.
 _SERVER_ENDED = frozenset({DisconnectReason.SERVER_SHUTDOWN, DisconnectReason.IDLE_TIMEOUT})
+_END_FLUSH_LIMIT = 5.0  # seconds the end of a stream may take to flush
 CLOSED_BY_APP = "x-closed-by-app"
 DECLINED = "x-declined"
 
@@ -218,7 +219,10 @@ class SSEStream:
     async def _terminate(self) -> None:
         if self.started and not self._terminated:
             self._terminated = True
-            await self.request.wire.body(b"", True)  # chunked terminator / END_STREAM
+            # Shielded: the timer task writing it may be cancelled when the app
+            # returns, and a cancelled flush would lose the terminator.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_END_FLUSH_LIMIT):
+                await self.request.wire.body(b"", True)  # chunked terminator / END_STREAM
 
     # --- the server's side -----------------------------------------------------------
     def end(self, reason: str) -> None:
