@@ -233,7 +233,8 @@ def build_markdown(args: argparse.Namespace, rows: dict, mem: dict, failures: li
         f"Load: `wrk -t1 -c{args.connections} -d{args.duration}s --latency` after a "
         f"{args.warmup}s warm-up; one worker per server, access log off, asyncio loop. "
         f"Each cell is the best of {args.rounds} round(s) (a fresh server each time); "
-        "*spread* is how far the worst round fell below the best; *other load* is CPU "
+        "*spread* is how far the worst round fell below the best; *wrk CPU* near 100% means "
+        "the client may be the limit; *other load* is CPU "
         "(in % of one core) taken by processes outside the test during the best round: "
         "above ~10% the row is suspect.",
         "",
@@ -244,20 +245,20 @@ def build_markdown(args: argparse.Namespace, rows: dict, mem: dict, failures: li
             f"## {app}",
             "",
             "| server | req/s | vs uvicorn-h11 | p50 ms | p99 ms | MiB/s | server CPU "
-            "| other load | spread | errors |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| wrk CPU | other load | spread | errors |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for name in args.servers:
             r = rows.get((name, app))
             if r is None:
-                lines.append(f"| {name} | failed | | | | | | | | |")
+                lines.append(f"| {name} | failed | | | | | | | | | |")
                 continue
             errors = int(r.get("non2xx", 0) + r.get("socket_errors", 0))
             lines.append(
                 f"| {name} | {r['rps']:,.0f} | {fmt_ratio(r['rps'], base)} | "
                 f"{r.get('p50', float('nan')):.2f} | {r.get('p99', float('nan')):.2f} | "
                 f"{r.get('mib_s', float('nan')):.1f} | {r['server_cores']:.0%} | "
-                f"{r['other_cores']:.0%} | {r['spread']:.0%} | {errors} |"
+                f"{r['client_cores']:.0%} | {r['other_cores']:.0%} | {r['spread']:.0%} | {errors} |"
             )
         lines.append("")
     if mem:
