@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pagi.spec import App, Receive, Scope, Send
-from pagi.tools.exceptions import HTTPException
+from pagi.tools.exceptions import HTTPException, WebSocketDisconnect
 from pagi.tools.request import Request
 from pagi.tools.response import JSONResponse, PlainTextResponse, Response
 from pagi.tools.sse import SSE, SSEState
@@ -95,6 +95,8 @@ def websocket_session(handler: WebSocketHandler) -> App:
         ws = WebSocket(scope, receive, send)
         try:
             await handler(ws)
+        except WebSocketDisconnect:
+            return  # the peer left while the handler waited: nothing more to do
         except HTTPException as exc:
             if ws.phase is not WebSocketState.CONNECTING:
                 raise
