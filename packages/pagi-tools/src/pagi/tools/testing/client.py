@@ -133,6 +133,8 @@ class AsyncTestClient:
         except Exception as exc:
             error = exc
         if error is not None:
+            if self._lifespan is not None:
+                self._lifespan.dispose()
             self._lifespan = None
             self._group.cancel_scope.cancel()
             await stack.__aexit__(None, None, None)
@@ -153,6 +155,7 @@ class AsyncTestClient:
                 await self._lifespan.shutdown()
             except Exception as failure:
                 error = failure
+            self._lifespan.dispose()
             self._lifespan = None
         if stack is not None:
             self._group.cancel_scope.cancel()
@@ -311,7 +314,9 @@ class AsyncTestClient:
                 f"{method} {url}: the app did not finish within {self.timeout}s "
                 "(an endless response? use client.stream())"
             ) from None
-        return self._finish(exchange, exchange.drain())
+        content = exchange.drain()
+        exchange.dispose()
+        return self._finish(exchange, content)
 
     async def get(self, url: str, **kwargs: Any) -> TestResponse:
         """``request("GET", ...)``."""
@@ -381,6 +386,7 @@ class AsyncTestClient:
                     with anyio.move_on_after(self.close_timeout):
                         await exchange.app_done.wait()
                 group.cancel_scope.cancel()
+        exchange.dispose()
         if error is not None:
             raise error
         if exchange.exception is not None and self.raise_app_exceptions:
@@ -422,6 +428,7 @@ class AsyncTestClient:
                 if not session.app_finished:
                     await session.close()
                 group.cancel_scope.cancel()
+        session.dispose()
         if error is not None:
             raise error
         if session.exception is not None and self.raise_app_exceptions:
@@ -456,6 +463,7 @@ class AsyncTestClient:
                 if not session.app_finished:
                     await session.close()
                 group.cancel_scope.cancel()
+        session.dispose()
         if error is not None:
             raise error
         if session.exception is not None and self.raise_app_exceptions:

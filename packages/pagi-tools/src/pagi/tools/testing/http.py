@@ -134,6 +134,11 @@ class HTTPExchange:
             self.started.set()
             self.app_done.set()
 
+    def dispose(self) -> None:
+        """Close the in-memory body stream (the exchange is over)."""
+        self._close_body()
+        self.body_out.close()
+
     def drain(self) -> bytes:
         """Whatever body bytes are buffered right now."""
         chunks = []

@@ -95,6 +95,11 @@ class LifespanDriver:
             raise LifespanFailed("startup", str(reply.get("message") or ""))
         self.supported = True
 
+    def dispose(self) -> None:
+        """Close the in-memory queues."""
+        for stream in (self._to_app_in, self._to_app_out, self._from_app_in, self._from_app_out):
+            stream.close()
+
     async def shutdown(self) -> None:
         """Send ``lifespan.shutdown`` (only if startup completed) and wait for the answer."""
         if not self.supported:

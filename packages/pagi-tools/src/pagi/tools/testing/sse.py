@@ -172,6 +172,11 @@ class SSESession:
         with anyio.move_on_after(self.close_timeout):
             await self._app_done.wait()
 
+    def dispose(self) -> None:
+        """Close the in-memory queue (the session is over)."""
+        self._in.close()
+        self._out.close()
+
     @property
     def app_finished(self) -> bool:
         """True once the app has returned."""

@@ -199,6 +199,11 @@ class WebSocketSession:
         with anyio.move_on_after(self.close_timeout):
             await self._app_done.wait()
 
+    def dispose(self) -> None:
+        """Close the in-memory queues (the session is over)."""
+        for stream in (self._to_app_in, self._to_app_out, self._from_app_in, self._from_app_out):
+            stream.close()
+
     @property
     def app_finished(self) -> bool:
         """True once the app has returned."""
