@@ -90,7 +90,11 @@ def test_url_from_scope_uses_host_root_path_and_query() -> None:
 
 
 def test_cookie_parsing_is_tolerant() -> None:
-    assert parse_cookie_header('a=1; b="two"; junk; c=3=3; a=9') == {"a": "1", "b": "two", "c": "3=3"}
+    assert parse_cookie_header('a=1; b="two"; junk; c=3=3; a=9') == {
+        "a": "1",
+        "b": "two",
+        "c": "3=3",
+    }
 
 
 def test_set_cookie_has_every_attribute() -> None:
@@ -168,9 +172,17 @@ def test_preconditions_follow_rfc_order() -> None:
     assert evaluate_preconditions("PUT", {"if-none-match": "*"}, etag, mtime) == 412
     assert evaluate_preconditions("GET", {"if-modified-since": date}, etag, mtime) == 304
     # If-None-Match wins over If-Modified-Since (RFC 9110 13.1.3).
-    assert evaluate_preconditions("GET", {"if-none-match": '"x"', "if-modified-since": date}, etag, mtime) is None
+    assert (
+        evaluate_preconditions(
+            "GET", {"if-none-match": '"x"', "if-modified-since": date}, etag, mtime
+        )
+        is None
+    )
     assert evaluate_preconditions("GET", {"if-match": '"other"'}, etag, mtime) == 412
-    assert evaluate_preconditions("GET", {"if-unmodified-since": http_date(mtime - 10)}, etag, mtime) == 412
+    assert (
+        evaluate_preconditions("GET", {"if-unmodified-since": http_date(mtime - 10)}, etag, mtime)
+        == 412
+    )
     assert range_applies({"if-range": etag}, etag, mtime)
     assert not range_applies({"if-range": '"stale"'}, etag, mtime)
     assert range_applies({"if-range": date}, etag, mtime)

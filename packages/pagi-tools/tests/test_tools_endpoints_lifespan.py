@@ -167,7 +167,9 @@ async def test_lifespan_supplies_state_when_server_does_not() -> None:
 
 def test_sync_client_runs_lifespan_on_trio() -> None:
     seen: list[str] = []
-    app = Lifespan(Router(), startup=[lambda s: seen.append("up")], shutdown=[lambda s: seen.append("down")])
+    app = Lifespan(
+        Router(), startup=[lambda s: seen.append("up")], shutdown=[lambda s: seen.append("down")]
+    )
     with TestClient(app, backend="trio") as client:
         assert seen == ["up"]
         assert client.get("/").status_code == 404

@@ -12,6 +12,7 @@ from pagi.tools.middleware.lint import Lint, LintError, check_scope
 from pagi.tools.testing import AsyncTestClient
 
 pytestmark = pytest.mark.anyio
+START = {"type": "http.response.start", "status": 200}
 
 
 async def test_a_correct_app_passes_through() -> None:
@@ -24,8 +25,17 @@ async def test_a_correct_app_passes_through() -> None:
     [
         ([{"type": "http.response.body", "body": b"x"}], "before http.response.start"),
         ([{"type": "http.response.start"}], "'status' is required"),
-        ([{"type": "http.response.start", "status": 200, "headers": [(b"X", b"1\n")]}], "control byte"),
-        ([{"type": "http.response.start", "status": 200}, {"type": "http.response.body", "body": "str"}], "must be bytes"),
+        (
+            [{"type": "http.response.start", "status": 200, "headers": [(b"X", b"1\n")]}],
+            "control byte",
+        ),
+        (
+            [
+                {"type": "http.response.start", "status": 200},
+                {"type": "http.response.body", "body": "str"},
+            ],
+            "must be bytes",
+        ),
         ([{"type": "websocket.accept"}], "not an event a http application can send"),
     ],
 )
@@ -44,7 +54,7 @@ async def test_returning_without_a_response_is_reported() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         return None
 
-    with pytest.raises(LintError, match="without sending http.response.start"):
+    with pytest.raises(LintError, match=r"without sending http\.response\.start"):
         await AsyncTestClient(Lint(app), lifespan="off").get("/")
 
 
@@ -64,8 +74,15 @@ async def test_bad_server_events_are_blamed_on_the_server() -> None:
     async def bad_receive() -> Any:
         return {"type": "http.request", "body": "text"}
 
-    scope = {"type": "http", "pagi": {"version": "0.3"}, "path": "/", "query_string": b"",
-             "headers": [], "method": "GET", "pagi.connection": object()}
+    scope = {
+        "type": "http",
+        "pagi": {"version": "0.3"},
+        "path": "/",
+        "query_string": b"",
+        "headers": [],
+        "method": "GET",
+        "pagi.connection": object(),
+    }
     with pytest.raises(LintError) as info:
         await Lint(app)(scope, bad_receive, None)  # type: ignore[arg-type]
     assert info.value.side == "server" and info.value.field == "body"
@@ -82,8 +99,15 @@ async def test_bad_server_events_are_blamed_on_the_server() -> None:
     ],
 )
 def test_scope_checks(change: dict[str, Any], field: str) -> None:
-    scope = {"type": "http", "pagi": {"version": "0.3"}, "path": "/", "query_string": b"",
-             "headers": [], "method": "GET", "pagi.connection": object()}
+    scope = {
+        "type": "http",
+        "pagi": {"version": "0.3"},
+        "path": "/",
+        "query_string": b"",
+        "headers": [],
+        "method": "GET",
+        "pagi.connection": object(),
+    }
     check_scope(scope)
     scope.update(change)
     if change.get("pagi.connection", 1) is None:

@@ -125,7 +125,11 @@ async def test_text_uses_declared_charset_and_json_errors_are_400() -> None:
         return {"text": await request.text()}
 
     async with AsyncTestClient(handler_app(show)) as client:
-        r = await client.post("/", content="café".encode("latin-1"), headers={"content-type": "text/plain; charset=latin-1"})
+        r = await client.post(
+            "/",
+            content="café".encode("latin-1"),
+            headers={"content-type": "text/plain; charset=latin-1"},
+        )
         assert r.json() == {"text": "café"}
         assert (await client.post("/", json={"a": [1, 2]})).json() == {"json": {"a": [1, 2]}}
         bad = await client.post("/", content=b"{nope", headers={"content-type": "application/json"})
@@ -160,7 +164,10 @@ async def test_multipart_upload_spools_to_disk_and_is_cleaned_up() -> None:
 
     async with AsyncTestClient(handler_app(show)) as client:
         r = await client.post(
-            "/", data={"title": "Report"}, files={"doc": ("r.txt", b"x" * 50, "text/plain")}, chunk_size=7
+            "/",
+            data={"title": "Report"},
+            files={"doc": ("r.txt", b"x" * 50, "text/plain")},
+            chunk_size=7,
         )
     assert r.json() == {
         "title": "Report",
@@ -175,7 +182,7 @@ async def test_multipart_upload_spools_to_disk_and_is_cleaned_up() -> None:
 
 async def test_multipart_rfc5987_filename_and_basename(tmp_path: Any) -> None:
     body = (
-        b"--XX\r\ncontent-disposition: form-data; name=\"f\"; filename=\"a.txt\"; "
+        b'--XX\r\ncontent-disposition: form-data; name="f"; filename="a.txt"; '
         b"filename*=UTF-8''na%C3%AFve.txt\r\n\r\nhi\r\n--XX--\r\n"
     )
 
@@ -186,7 +193,9 @@ async def test_multipart_rfc5987_filename_and_basename(tmp_path: Any) -> None:
         return {"name": upload.filename, "saved": target.read_text()}  # type: ignore[union-attr]
 
     async with AsyncTestClient(handler_app(show)) as client:
-        r = await client.post("/", content=body, headers={"content-type": "multipart/form-data; boundary=XX"})
+        r = await client.post(
+            "/", content=body, headers={"content-type": "multipart/form-data; boundary=XX"}
+        )
     assert r.json() == {"name": "naïve.txt", "saved": "hi"}
 
 
@@ -216,7 +225,8 @@ async def test_truncated_multipart_is_400() -> None:
 
     async with AsyncTestClient(handler_app(show)) as client:
         r = await client.post(
-            "/", content=b"--XX\r\ncontent-disposition: form-data; name=\"a\"\r\n\r\nhal",
+            "/",
+            content=b'--XX\r\ncontent-disposition: form-data; name="a"\r\n\r\nhal',
             headers={"content-type": "multipart/form-data; boundary=XX"},
         )
         assert r.status_code == 400

@@ -30,7 +30,10 @@ async def test_text_html_json_defaults() -> None:
     async with AsyncTestClient(PlainTextResponse("héllo"), lifespan="off") as client:
         r = await client.get("/")
         assert (r.status_code, r.headers["content-type"], r.headers["content-length"], r.text) == (
-            200, "text/plain; charset=utf-8", "6", "héllo",
+            200,
+            "text/plain; charset=utf-8",
+            "6",
+            "héllo",
         )
     r = await AsyncTestClient(HTMLResponse("<b>x</b>", status=201), lifespan="off").get("/")
     assert (r.status_code, r.headers["content-type"]) == (201, "text/html; charset=utf-8")
@@ -80,7 +83,9 @@ async def test_cookies_set_and_delete() -> None:
     r = await AsyncTestClient(response, lifespan="off").get("/")
     cookies = r.headers.getlist("set-cookie")
     assert cookies[0] == "sid=abc; Max-Age=10; Path=/; Secure; HttpOnly; SameSite=Strict"
-    assert cookies[1].startswith("old=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/app")
+    assert cookies[1].startswith(
+        "old=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/app"
+    )
 
 
 async def test_streaming_from_async_and_sync_iterators() -> None:
@@ -92,7 +97,9 @@ async def test_streaming_from_async_and_sync_iterators() -> None:
         yield b"x"
         yield b"y"
 
-    r = await AsyncTestClient(StreamingResponse(agen(), media_type="text/plain"), lifespan="off").get("/")
+    r = await AsyncTestClient(
+        StreamingResponse(agen(), media_type="text/plain"), lifespan="off"
+    ).get("/")
     assert r.text == "abc" and "content-length" not in r.headers
     assert len([e for e in r.events if e["type"] == "http.response.body"]) == 4
     r = await AsyncTestClient(StreamingResponse(gen()), lifespan="off").get("/")
@@ -113,7 +120,9 @@ async def test_endless_stream_stops_when_client_disconnects() -> None:
         finally:
             finished.set()
 
-    client = AsyncTestClient(lambda s, r, se: StreamingResponse(forever())(s, r, se), lifespan="off")
+    client = AsyncTestClient(
+        lambda s, r, se: StreamingResponse(forever())(s, r, se), lifespan="off"
+    )
     async with client.stream("GET", "/") as response:
         chunks = []
         async for chunk in response.aiter_bytes():
@@ -168,7 +177,7 @@ async def test_file_response_full_and_validators(data_file: Path) -> None:
     assert r.headers["content-length"] == "100"
     assert r.headers["last-modified"] == http_date(1_700_000_000)
     assert r.headers["accept-ranges"] == "bytes"
-    body_event = [e for e in r.events if e["type"] == "http.response.body"][0]
+    body_event = next(e for e in r.events if e["type"] == "http.response.body")
     assert body_event["file"] == str(data_file) and body_event["length"] == 100
     etag = r.headers["etag"]
     r = await client.get("/", headers={"if-none-match": etag})
@@ -184,7 +193,11 @@ async def test_file_response_full_and_validators(data_file: Path) -> None:
 async def test_file_response_ranges(data_file: Path) -> None:
     client = AsyncTestClient(FileResponse(data_file), lifespan="off")
     r = await client.get("/", headers={"range": "bytes=10-14"})
-    assert (r.status_code, r.content, r.headers["content-range"]) == (206, b"01234", "bytes 10-14/100")
+    assert (r.status_code, r.content, r.headers["content-range"]) == (
+        206,
+        b"01234",
+        "bytes 10-14/100",
+    )
     r = await client.get("/", headers={"range": "bytes=-3"})
     assert (r.content, r.headers["content-range"]) == (b"789", "bytes 97-99/100")
     r = await client.get("/", headers={"range": "bytes=200-"})
@@ -212,7 +225,9 @@ async def test_file_response_multi_range(data_file: Path) -> None:
 
 
 async def test_file_response_attachment_and_missing_file(tmp_path: Path, data_file: Path) -> None:
-    r = await AsyncTestClient(FileResponse(data_file, filename="résumé.txt"), lifespan="off").get("/")
+    r = await AsyncTestClient(FileResponse(data_file, filename="résumé.txt"), lifespan="off").get(
+        "/"
+    )
     assert r.headers["content-disposition"] == (
         "attachment; filename=\"r?sum?.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9.txt"
     )

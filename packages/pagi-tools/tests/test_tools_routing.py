@@ -106,7 +106,12 @@ def test_sync_handlers_are_refused() -> None:
 
 async def test_mount_extends_root_path_and_strips_path() -> None:
     async def where(request: Request) -> Any:
-        return {"path": request.path, "root": request.root_path, "url": str(request.url), "p": request.path_params}
+        return {
+            "path": request.path,
+            "root": request.root_path,
+            "url": str(request.url),
+            "p": request.path_params,
+        }
 
     api = Router([Route("/users/{uid:int}", where, name="user")])
     router = Router([Mount("/api/{version}", api, name="api")])
@@ -170,7 +175,9 @@ async def test_host_routing() -> None:
         [Host("{tenant}.example.com", Router([Route("/", tenant)])), Route("/", params)]
     )
     client = AsyncTestClient(router)
-    assert (await client.get("/", headers={"host": "acme.example.com:8000"})).json() == {"tenant": "acme"}
+    assert (await client.get("/", headers={"host": "acme.example.com:8000"})).json() == {
+        "tenant": "acme"
+    }
     assert (await client.get("/")).json() == {"params": {}}
 
 
@@ -186,13 +193,22 @@ async def test_route_and_router_middleware_order() -> None:
 
             async def tagged(event: Any) -> None:
                 if event["type"] == "http.response.start":
-                    event = {**event, "headers": [*event["headers"], (b"x-tag", self.label.encode())]}
+                    event = {
+                        **event,
+                        "headers": [*event["headers"], (b"x-tag", self.label.encode())],
+                    }
                 await send(event)
 
             await self.app(scope, receive, tagged)
 
     router = Router(
-        [Route("/", params, middleware=[Middleware(Tag, "inner-1"), Middleware(Tag, label="inner-2")])],
+        [
+            Route(
+                "/",
+                params,
+                middleware=[Middleware(Tag, "inner-1"), Middleware(Tag, label="inner-2")],
+            )
+        ],
         middleware=[Middleware(Tag, "outer")],
     )
     r = await AsyncTestClient(router).get("/")
@@ -208,7 +224,9 @@ async def test_websocket_and_sse_routes_and_scope_aware_misses() -> None:
     async def sse_handler(sse: SSE) -> None:
         await sse.send(sse.path_params["room"])
 
-    router = Router([WebSocketRoute("/ws/{room}", ws_handler), SSERoute("/sse/{room}", sse_handler)])
+    router = Router(
+        [WebSocketRoute("/ws/{room}", ws_handler), SSERoute("/sse/{room}", sse_handler)]
+    )
     client = AsyncTestClient(router)
     async with client.websocket("/ws/blue") as ws:
         assert await ws.receive_json() == {"room": "blue"}

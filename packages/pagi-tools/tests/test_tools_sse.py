@@ -60,7 +60,10 @@ async def test_decline_with_response_and_default_204() -> None:
     with pytest.raises(SSEDeclined) as info:
         async with client_for(app).sse("/"):
             pass
-    assert (info.value.response.status_code, info.value.response.json()) == (401, {"error": "login"})
+    assert (info.value.response.status_code, info.value.response.json()) == (
+        401,
+        {"error": "login"},
+    )
     # A handler that returns without starting declines with 204 (no reconnect).
     with pytest.raises(SSEDeclined) as info:
         async with client_for(app).sse("/", params={"auth": "yes"}):

@@ -79,7 +79,9 @@ async def test_deny_with_custom_response_when_extension_advertised() -> None:
             pass
     response = info.value.response
     assert (response.status_code, response.text, response.headers["www-authenticate"]) == (
-        401, "go away", "Bearer",
+        401,
+        "go away",
+        "Bearer",
     )
 
 
@@ -119,7 +121,9 @@ async def test_keepalive_and_sends_after_close_are_noops() -> None:
     async with client_for(app).websocket("/") as session:
         assert await session.receive_text() == "x"
         assert session.keepalive == {
-            "type": "websocket.keepalive", "interval": 15, "timeout": 5,
+            "type": "websocket.keepalive",
+            "interval": 15,
+            "timeout": 5,
         }
 
 
@@ -143,7 +147,7 @@ async def test_raw_app_breaking_the_protocol_raises_in_the_test() -> None:
         await receive()
         await send({"type": "websocket.send", "text": "before accept"})
 
-    with pytest.raises(EventError, match="before websocket.accept"):
+    with pytest.raises(EventError, match=r"before websocket\.accept"):
         async with AsyncTestClient(raw, lifespan="off").websocket("/"):
             pass
 

@@ -54,6 +54,8 @@ class Directory(File):
             for item in it:
                 if not self.show_hidden and item.name.startswith("."):
                     continue
+                if not self.may_serve(item.path):
+                    continue  # listing what would then be refused only confuses
                 try:
                     info = item.stat()
                 except OSError:

@@ -68,16 +68,23 @@ class File:
         if not self.show_hidden and any(s.startswith(".") for s in segments):
             return _Resolved(404)
         literal = os.path.join(self.root, *segments)
+        if not self.may_serve(literal):
+            return _Resolved(404)
         real = os.path.realpath(literal)
-        if self.symlinks == "refuse" and real != os.path.normpath(literal):
-            return _Resolved(404)
-        if self.symlinks == "inside" and os.path.commonpath([self.root, real]) != self.root:
-            return _Resolved(404)
         if os.path.isdir(real):
             return _Resolved(0, real)
         if os.path.isfile(real):
             return _Resolved(200, real)
         return _Resolved(404)
+
+    def may_serve(self, path: str) -> bool:
+        """Whether the symlink policy allows serving ``path`` (blocking)."""
+        real = os.path.realpath(path)
+        if self.symlinks == "refuse":
+            return real == os.path.normpath(path)
+        if self.symlinks == "inside":
+            return os.path.commonpath([self.root, real]) == self.root
+        return True
 
     def find_index(self, directory: str) -> str | None:
         """The first index file of ``directory`` that exists (blocking)."""
