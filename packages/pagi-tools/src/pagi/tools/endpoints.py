@@ -41,6 +41,7 @@ class _Endpoint:
         return self.dispatch().__await__()
 
     async def dispatch(self) -> None:
+        """Serve the scope this instance was built for."""
         raise NotImplementedError
 
 
@@ -65,6 +66,7 @@ class HTTPEndpoint(_Endpoint):
         return sorted(methods)
 
     async def dispatch(self) -> None:
+        """Serve the scope this instance was built for."""
         request = Request(self.scope, self.receive)
         method = request.method
         name = "get" if method == "HEAD" and not hasattr(self, "head") else method.lower()
@@ -108,6 +110,7 @@ class WebSocketEndpoint(_Endpoint):
         """Clean up after the connection closed (either side)."""
 
     async def dispatch(self) -> None:
+        """Serve the scope this instance was built for."""
         websocket = WebSocket(self.scope, self.receive, self.send)
         await self.on_connect(websocket)
         if websocket.phase is not WebSocketState.CONNECTED:
@@ -173,6 +176,7 @@ class SSEEndpoint(_Endpoint):
         """Clean up at the end of the stream."""
 
     async def dispatch(self) -> None:
+        """Serve the scope this instance was built for."""
         sse = SSE(self.scope, self.receive, self.send)
         await self.on_connect(sse)
         if sse.phase is SSEState.PENDING:

@@ -62,30 +62,37 @@ class FakeConnection:
     # -- the ConnectionState protocol -------------------------------------
 
     def is_connected(self) -> bool:
+        """True until the request ends (never true again)."""
         return self._connected
 
     def disconnect_reason(self) -> str | None:
+        """The reason of an abnormal end, else ``None``."""
         return self._reason
 
     def on_disconnect(self, callback: Callable[[str], object]) -> None:
+        """Register ``callback(reason)`` for an abnormal end (runs at once if it happened)."""
         if self._reason is not None:
             callback(self._reason)
         elif not self._complete:
             self._on_disconnect.append(callback)
 
     def on_complete(self, callback: Callable[[], object]) -> None:
+        """Register ``callback()`` for a successful end (runs at once if it happened)."""
         if self._complete:
             callback()
         elif self._reason is None:
             self._on_complete.append(callback)
 
     def response_started(self) -> bool:
+        """True once ``http.response.start`` was processed."""
         return self._started
 
     def response_complete(self) -> bool | None:
+        """True once the response was fully sent."""
         return self._complete
 
     def disconnect_future(self) -> Awaitable[str] | None:
+        """An awaitable of the disconnect reason; never resolves on success."""
         return _ReasonAwaitable(self)
 
     # -- driven by the client ----------------------------------------------
@@ -142,20 +149,25 @@ class FakeTransport:
         self._on_drain: list[Callable[[], object]] = []
 
     def buffered_amount(self) -> int:
+        """The buffer level a test set."""
         return self._buffered
 
     def high_water_mark(self) -> int | None:
+        """The high mark."""
         return self._high
 
     def low_water_mark(self) -> int | None:
+        """The low mark."""
         return self._low
 
     def on_high_water(self, callback: Callable[[], object]) -> None:
+        """Register a callback for upward crossings."""
         self._on_high.append(callback)
         if self._above:
             callback()  # already at or above the mark (R-FLOW-14)
 
     def on_drain(self, callback: Callable[[], object]) -> None:
+        """Register a callback for drains after a high."""
         self._on_drain.append(callback)  # never fires just for being low (R-FLOW-15)
 
     def set_buffered(self, amount: int) -> None:

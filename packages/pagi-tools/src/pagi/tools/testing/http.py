@@ -63,6 +63,7 @@ class HTTPExchange:
         self._head = scope.get("method") == "HEAD"
 
     async def receive(self) -> Mapping[str, Any]:
+        """The app's ``receive``: the body, then ``http.disconnect`` when it is over."""
         if self._pending and self.connection.is_connected():
             chunk = self._pending.pop(0)
             return {"type": "http.request", "body": chunk, "more": bool(self._pending)}
@@ -70,6 +71,7 @@ class HTTPExchange:
         return {"type": "http.disconnect"}
 
     async def send(self, event: Mapping[str, Any]) -> None:
+        """The app's ``send``: checked by the spec's machine, then recorded."""
         act = self.machine.send(event)
         if not act or not self.connection.is_connected():
             return
@@ -102,6 +104,7 @@ class HTTPExchange:
         self._close_body()
 
     async def disconnect_after(self, seconds: float) -> None:
+        """Disconnect the client after ``seconds``."""
         await anyio.sleep(seconds)
         self.disconnect()
 

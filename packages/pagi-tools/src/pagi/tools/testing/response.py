@@ -82,14 +82,17 @@ class TestResponse:
 
     @property
     def is_success(self) -> bool:
+        """Status 2xx."""
         return 200 <= self.status_code < 300
 
     @property
     def is_redirect(self) -> bool:
+        """Status 3xx."""
         return 300 <= self.status_code < 400
 
     @property
     def is_error(self) -> bool:
+        """Status 4xx or 5xx."""
         return self.status_code >= 400
 
     def __repr__(self) -> str:

@@ -69,35 +69,45 @@ class SyncWebSocketSession:
         self.session = session
 
     def send_text(self, data: str) -> None:
+        """Send a text message."""
         self._portal.call(self.session.send_text, data)
 
     def send_bytes(self, data: bytes) -> None:
+        """Send a binary message."""
         self._portal.call(self.session.send_bytes, data)
 
     def send_json(self, data: Any) -> None:
+        """Send a JSON text message."""
         self._portal.call(self.session.send_json, data)
 
     def receive(self) -> Mapping[str, Any]:
+        """See the async session's ``receive``."""
         return self._portal.call(self.session.receive)
 
     def receive_text(self) -> str:
+        """The next text message."""
         return self._portal.call(self.session.receive_text)
 
     def receive_bytes(self) -> bytes:
+        """The next binary message."""
         return self._portal.call(self.session.receive_bytes)
 
     def receive_json(self) -> Any:
+        """The next message or event parsed as JSON."""
         return self._portal.call(self.session.receive_json)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close from the client side."""
         self._portal.call(self.session.close, code, reason)
 
     @property
     def subprotocol(self) -> str | None:
+        """The subprotocol the app accepted."""
         return self.session.subprotocol
 
     @property
     def close_code(self) -> int | None:
+        """The close code, once closed."""
         return self.session.close_code
 
 
@@ -111,13 +121,16 @@ class SyncSSESession:
         self.headers = session.headers
 
     def receive(self) -> Mapping[str, Any] | None:
+        """See the async session's ``receive``."""
         event: Mapping[str, Any] | None = self._portal.call(self.session.receive)
         return event
 
     def receive_event(self) -> ServerSentEvent:
+        """The next event (see :meth:`SSESession.receive_event`)."""
         return self._portal.call(self.session.receive_event)
 
     def receive_json(self) -> Any:
+        """The next message or event parsed as JSON."""
         return self._portal.call(self.session.receive_json)
 
     def __iter__(self) -> Iterator[ServerSentEvent]:
@@ -128,10 +141,12 @@ class SyncSSESession:
                 return
 
     def close(self) -> None:
+        """Close from the client side."""
         self._portal.call(self.session.close)
 
     @property
     def comments(self) -> list[str]:
+        """Comment texts received so far."""
         return self.session.comments
 
 
@@ -154,10 +169,12 @@ class TestClient:
 
     @property
     def cookies(self) -> CookieJar:
+        """The client's cookie jar."""
         return self.async_client.cookies
 
     @property
     def state(self) -> dict[str, Any]:
+        """The lifespan state."""
         return self.async_client.state
 
     def __enter__(self) -> TestClient:
@@ -198,24 +215,31 @@ class TestClient:
         return self._run(self.async_client.request, method, url, **kwargs)
 
     def get(self, url: str, **kwargs: Any) -> TestResponse:
+        """``request("GET", ...)``."""
         return self.request("GET", url, **kwargs)
 
     def head(self, url: str, **kwargs: Any) -> TestResponse:
+        """``request("HEAD", ...)``."""
         return self.request("HEAD", url, **kwargs)
 
     def options(self, url: str, **kwargs: Any) -> TestResponse:
+        """``request("OPTIONS", ...)``."""
         return self.request("OPTIONS", url, **kwargs)
 
     def post(self, url: str, **kwargs: Any) -> TestResponse:
+        """``request("POST", ...)``."""
         return self.request("POST", url, **kwargs)
 
     def put(self, url: str, **kwargs: Any) -> TestResponse:
+        """``request("PUT", ...)``."""
         return self.request("PUT", url, **kwargs)
 
     def patch(self, url: str, **kwargs: Any) -> TestResponse:
+        """``request("PATCH", ...)``."""
         return self.request("PATCH", url, **kwargs)
 
     def delete(self, url: str, **kwargs: Any) -> TestResponse:
+        """``request("DELETE", ...)``."""
         return self.request("DELETE", url, **kwargs)
 
     @contextlib.contextmanager
