@@ -25,8 +25,10 @@ from websockets.sync.client import ClientConnection, connect
 
 APP = Path(__file__).with_name("app.py")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-STATE = "document.body.dataset.state"
-ONLINE = "document.getElementById('online').textContent"
+# Evaluated while the page may still be loading, hence the optional chaining.
+STATE = "document.body?.dataset.state"
+ONLINE = "document.getElementById('online')?.textContent"
+MESSAGES = "#messages li"
 
 
 def _free_port() -> int:
@@ -128,8 +130,11 @@ class Page:
     def open(cls, devtools: str, url: str) -> Iterator[Page]:
         target = httpx.put(f"{devtools}/json/new?{url}", timeout=10).json()
         debugger = target["webSocketDebuggerUrl"]
-        with connect(debugger, max_size=None, proxy=None, open_timeout=10) as ws:
-            yield cls(ws)
+        try:
+            with connect(debugger, max_size=None, proxy=None, open_timeout=10) as ws:
+                yield cls(ws)
+        finally:
+            httpx.get(f"{devtools}/json/close/{target['id']}", timeout=10)  # close the tab
 
     def eval(self, expression: str) -> Any:
         call_id = next(self._ids)
@@ -160,20 +165,23 @@ def test_a_message_sent_in_one_page_appears_in_the_other(tmp_path: Path) -> None
         chat_server(tmp_path) as url,
         chromium(tmp_path) as devtools,
         Page.open(devtools, url + "/?name=alice") as alice,
-        Page.open(devtools, url + "/?name=bob") as bob,
     ):
-        for page in (alice, bob):
-            _wait("the WebSocket to open", lambda p=page: p.eval(STATE) == "open")
-        # The SSE presence feed lists both members on both pages.
-        for page in (alice, bob):
-            _wait("presence of both", lambda p=page: p.eval(ONLINE) == "alice, bob")
-        alice.eval(
-            "document.getElementById('text').value = 'hello from alice';"
-            "document.getElementById('say').requestSubmit();"
-        )
-        _wait("bob to see it", lambda: "alice: hello from alice" in bob.texts("#messages li"))
-        assert "alice: hello from alice" in alice.texts("#messages li")
-        assert "* bob joined" in alice.texts("#messages li")
+        _wait("alice's WebSocket to open", lambda: alice.eval(STATE) == "open")
+        with Page.open(devtools, url + "/?name=bob") as bob:
+            _wait("bob's WebSocket to open", lambda: bob.eval(STATE) == "open")
+            # The SSE presence feed lists both members on both pages.
+            for page in (alice, bob):
+                _wait("presence of both", lambda p=page: p.eval(ONLINE) == "alice, bob")
+            _wait("alice to see bob join", lambda: "* bob joined" in alice.texts(MESSAGES))
+            alice.eval(
+                "document.getElementById('text').value = 'hello from alice';"
+                "document.getElementById('say').requestSubmit();"
+            )
+            _wait("bob to see it", lambda: "alice: hello from alice" in bob.texts(MESSAGES))
+            assert "alice: hello from alice" in alice.texts(MESSAGES)
+        # Bob's tab closes: the room and the presence feed notice.
+        _wait("alice to see bob leave", lambda: "* bob left" in alice.texts(MESSAGES))
+        _wait("presence without bob", lambda: alice.eval(ONLINE) == "alice")
 
 
 def test_the_page_and_the_endpoints_without_a_browser(tmp_path: Path) -> None:
