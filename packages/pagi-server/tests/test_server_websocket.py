@@ -498,3 +498,52 @@ async def test_access_log_line_at_close(serve: Any) -> None:
     match = re.fullmatch(r"WEBSOCKET /live 101 (\d+) (\d+\.\d{3})\n", buffer.getvalue())
     assert match is not None, buffer.getvalue()
     assert int(match.group(1)) >= 100
+
+
+async def test_drain_during_the_handshake_closes_right_after_accept(serve: Any) -> None:
+    asked = anyio.Event()
+    release = anyio.Event()
+    events: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        asked.set()
+        await release.wait()
+        await send({"type": "websocket.accept"})
+        events.append(await receive())
+
+    async with serve(app, shutdown_timeout=5) as running:
+        stream = await running.connect()
+        ws = RawWS(stream)
+        await stream.send(b"GET / HTTP/1.1\r\nhost: x\r\n" + WS_HEADERS + b"\r\n")
+        with anyio.fail_after(5):
+            await asked.wait()
+        running.server.request_shutdown()
+        await anyio.sleep(0.05)
+        release.set()
+        head = await ws._read_head()
+        assert head.startswith(b"HTTP/1.1 101")
+        assert (await ws.recv_close())[0] == 1001
+        await ws.close(1001)
+        await ws.expect_eof()
+    assert events == [{"type": "websocket.disconnect", "code": 1001, "reason": "server_shutdown"}]
+
+
+async def test_forced_shutdown_cancels_an_app_that_ignores_the_drain(serve: Any) -> None:
+    cancelled = anyio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    async with serve(app, shutdown_timeout=0.3) as running:
+        ws, _ = await RawWS.open(running)
+        running.server.request_shutdown()
+        assert (await ws.recv_close())[0] == 1001  # sent at the start of the drain
+        await ws.expect_eof()  # we never answer; the forced close ends it
+        with anyio.fail_after(5):
+            await cancelled.wait()

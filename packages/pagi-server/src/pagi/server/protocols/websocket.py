@@ -44,6 +44,11 @@ receive; one more closes with 1008. The permessage-deflate compressor uses
 ``ws_deflate_window_bits`` and a memory level to match, about 32 KiB per
 connection at the default of 12 bits instead of zlib's 256 KiB.
 
+``ws_idle_timeout`` counts data messages only, in either direction: a peer
+that answers keepalive pings but says nothing is idle (Close 1001, reason
+``idle_timeout``). ``ws_close_timeout`` of 0 waits for the peer's Close
+without a deadline.
+
 While the session runs it stands in for the HTTP/1.1 connection in the
 server's registry, so a graceful drain reaches it (Close 1001, reason
 ``server_shutdown``) and a forced one aborts it.
