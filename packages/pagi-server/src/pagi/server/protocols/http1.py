@@ -493,6 +493,7 @@ class H1Connection:
                     if stream.scope["type"] == "websocket":
                         self._push(_Item("upgrade", stream, bytes(buf)))
                         return
+                    stream = None  # keep no finished request alive while idle
                     need_data = not buf
                     continue
                 self._reading = stream
@@ -525,6 +526,7 @@ class H1Connection:
                 if stream.scope["type"] == "websocket":
                     self._push(_Item("upgrade", stream, bytes(buf)))
                     return
+                stream = None
                 need_data = not buf
 
     def _on_request(self, head: RequestHead) -> HTTPStream:
@@ -625,6 +627,7 @@ class H1Connection:
                 keep_alive = await self._serve(item.stream)
             finally:
                 self._busy = False
+                item = None  # type: ignore[assignment]  # drop the request while idle
             if not keep_alive or self.ctx.draining:
                 if self._linger_on_close:
                     await self.outbox.flush()
