@@ -2,47 +2,53 @@
 
 Theory of operation
 -------------------
-A connection runs three tasks that share nothing but a few fields:
+A connection is served by one task, in a loop: read a request head, run the
+application for it, make sure the request body is finished, repeat. There is
+no reader task and no hand-off queue: pipelined requests simply wait in the
+read buffer, so responses leave in request order by construction, and an idle
+keep-alive connection costs one suspended task.
 
-* the **reader** owns the socket's receive side and one buffer. It turns
-  bytes into request heads and body chunks with the strict parser in
-  ``http1_parser`` (which enforces every inbound limit while bytes arrive:
-  414 for a request line, 431 for a head, 413 for a body, 400 for anything
-  malformed or ambiguous) and notices a client that goes away while the
-  application is busy (R-HTTP-63). It hands work to the main task as queued
-  *items*, in order.
-* the **main task** takes items one at a time, so pipelined responses leave
-  in request order. For a request it builds the stream, calls the app, then
-  applies the backstop (R-HERR-10..15) and decides whether the connection
-  can carry another request: only if the response was framed, nobody asked
-  for ``close``, and any unread request body could be discarded within
-  ``max_drain_size`` (an unread body is never parsed as a request, the
-  desync the Perl server had).
-* the outbox **writer** (``transport.Outbox``) pushes bytes the app wrote
-  while nobody was flushing.
+* Heads are parsed by the strict parser in ``http1_parser``, which enforces
+  the inbound limits while bytes arrive (414, 431, 413, 400, 501, 505).
+* The request body is *pulled*: the stream's ``receive`` asks this driver
+  for more (:meth:`H1Connection.pull`) only when the application wants it,
+  which is natural backpressure; ``100 Continue`` goes out on the first such
+  request (R-HSRV-7).
+* After the application returns, an unread body is discarded up to
+  ``max_drain_size`` or the connection is closed, so body bytes are never
+  parsed as a request (the desync the Perl server had).
+* The backstop (500 / truncation, R-HERR-10..15) lives in the shared
+  ``HTTPStream.run``; this module serialises responses itself (deferred
+  head, chunked or length framing, HEAD, 204/304, HTTP/1.0 close-delimited
+  bodies, trailers, server-added ``date``/``server``).
 
-Responses are serialised here rather than by a general-purpose library,
-because the framing rules of PAGI (deferred head, trailers, HEAD, HTTP/1.0
-close-delimited bodies, server-added headers) are simpler to state directly.
+Deadlines and disconnects are the server ticker's job (:meth:`check_timeouts`):
+the task only records which phase it is in and since when. When a deadline
+passes, the ticker shuts down the socket's read side, which wakes the
+blocked read on either backend with an EOF while leaving the write side open
+for a 408. While the application works without reading, the ticker peeks at
+the socket for the client's FIN or reset, so ``pagi.connection`` learns of a
+vanished client within one tick (R-HTTP-63).
 
-Timeouts (all from ``ServerConfig``) are checked by the server's ticker
-against timestamps kept here: the first byte of a request
-(``keepalive_timeout``; on a new connection the whole first head must arrive
-within ``header_timeout``), the rest of a head (``header_timeout`` from its
-first byte, so a slowloris client cannot reset it by trickling), and body
-bytes while a body is being read (``body_timeout``).
+Phases and their clocks: ``idle`` (waiting for a request: ``header_timeout``
+on a new connection, then ``keepalive_timeout``), ``head`` (a head has
+started: ``header_timeout`` from its first byte, so trickling bytes does not
+extend it), ``body`` (waiting for body bytes: ``body_timeout``), ``busy``
+(the application runs; no read deadline) and ``wait`` (the application waits
+in ``receive`` after the body for the request to end).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
-from collections import deque
 from http import HTTPStatus
-from typing import IO, Any
+from typing import IO
 
 import anyio
 import anyio.abc
+from anyio.abc import SocketAttribute
 
 from pagi.server.context import ServerContext
 from pagi.server.protocols.http1_parser import (
@@ -108,17 +114,6 @@ def _tokens(value: bytes) -> set[bytes]:
 
 
 _NO_BODY = frozenset({204, 304})
-
-
-class _Item:
-    """Work for the main task: a request, an error to send, or a protocol switch."""
-
-    __slots__ = ("kind", "payload", "stream")
-
-    def __init__(self, kind: str, stream: HTTPStream | None = None, payload: Any = None) -> None:
-        self.kind = kind  # "request" | "error" | "upgrade" | "h2" | "end"
-        self.stream = stream
-        self.payload = payload
 
 
 class _H1Response:
@@ -301,8 +296,19 @@ class _H1Response:
         self.keep_alive = False
 
 
+class _Switch:
+    """The connection changes protocol: a WebSocket upgrade or HTTP/2 prior knowledge."""
+
+    __slots__ = ("kind", "leftover", "stream")
+
+    def __init__(self, kind: str, leftover: bytes, stream: HTTPStream | None = None) -> None:
+        self.kind = kind  # "websocket" | "h2"
+        self.leftover = leftover
+        self.stream = stream
+
+
 class H1Connection:
-    """One HTTP/1.x connection, from accept to close."""
+    """One HTTP/1.x connection, from accept to close, in a single task."""
 
     def __init__(
         self,
@@ -324,45 +330,41 @@ class H1Connection:
         )
         self.outbox.on_broken = self._on_write_failed
         self.closing = False
-        self._initial = initial
-        self._items: deque[_Item] = deque()
-        self._item_ready: anyio.Event | None = None
-        self._item_space: anyio.Event | None = None
-        self._unfinished: list[HTTPStream] = []
-        self._busy = False
-        self._read_scope: anyio.CancelScope | None = None
-        self._reading: HTTPStream | None = None  # the request whose body is being read
-        self._body_read_at = 0.0  # when body bytes last arrived (body_timeout)
-        self._room_wait = False  # the reader waits for the app, not for the client
+        self._raw: socket.socket | None = stream.extra(SocketAttribute.raw_socket, None)
+        self._buf = bytearray(initial)
+        self._current: HTTPStream | None = None
+        self._body: LengthReader | ChunkedReader | None = None
+        self._phase = "idle"  # idle | head | body | busy | wait | upgraded
+        self._since = 0.0  # when the current phase's clock started
+        self._timed_out: str | None = None  # the phase whose deadline passed
+        self._pulling = False
+        self._wait_scope: anyio.CancelScope | None = None
         self._task_scope: anyio.CancelScope | None = None
         self._requests = 0
-        self._idle_since = 0.0
-        self._head_started: float | None = None
         self._linger_on_close = False
 
     # --- lifecycle -------------------------------------------------------------------
     async def run(self) -> None:
         """Serve requests until the connection closes; never raises."""
         self.ctx.connections.add(self)
-        self._idle_since = time.monotonic()
-        upgrade: _Item | None = None
+        self._since = time.monotonic()
+        switch: _Switch | None = None
         try:
             async with anyio.create_task_group() as tg:
                 self._task_scope = tg.cancel_scope
                 self.outbox.spawn = tg.start_soon
-                tg.start_soon(self._reader)
-                upgrade = await self._main()
+                switch = await self._serve_requests()
                 await self.outbox.flush()  # before the writer task is cancelled
                 self.outbox.spawn = None
                 tg.cancel_scope.cancel()
-            if upgrade is not None:
-                await self._switch_protocol(upgrade)
+            if switch is not None:
+                await self._switch_protocol(switch)
         except Exception:
             log.exception("connection handler failed")
         finally:
             self.ctx.connections.discard(self)
-            for stream in self._unfinished:
-                stream.disconnect(DisconnectReason.SERVER_SHUTDOWN)
+            if self._current is not None:
+                self._current.disconnect(DisconnectReason.SERVER_SHUTDOWN)
             with anyio.CancelScope(shield=True):
                 await self._close()
 
@@ -375,57 +377,83 @@ class H1Connection:
             pass
 
     def begin_drain(self) -> None:
+        """Finish the request in flight, then close; an idle connection closes now."""
         self.closing = True
-        if not self._busy and self._item_ready is not None:
-            self._item_ready.set()  # an idle connection closes now
+        if self._phase in ("idle", "head"):
+            self._interrupt_read("drain")
 
     def force_close(self) -> None:
-        for stream in self._unfinished:
-            stream.disconnect(DisconnectReason.SERVER_SHUTDOWN)
+        if self._current is not None:
+            self._current.disconnect(DisconnectReason.SERVER_SHUTDOWN)
         self.outbox.abort(DisconnectReason.SERVER_SHUTDOWN)
         if self._task_scope is not None:
             self._task_scope.cancel()
 
     def _on_write_failed(self, reason: str) -> None:
         self.closing = True
-        for stream in self._unfinished:
-            stream.disconnect(reason)
-        if self._task_scope is not None and not self._busy:
+        if self._current is not None:
+            self._current.disconnect(reason)
+
+    def _interrupt_read(self, why: str) -> None:
+        """Wake a blocked read: shutting down the read side makes it return EOF.
+
+        This works the same on asyncio and trio, and leaves the write side
+        open so a 408 can still be sent.
+        """
+        self._timed_out = why
+        if self._raw is not None:
+            try:
+                self._raw.shutdown(socket.SHUT_RD)
+                return
+            except OSError:
+                pass
+        if self._task_scope is not None:
             self._task_scope.cancel()
 
-    # --- the reader ------------------------------------------------------------------
-    def _push(self, item: _Item) -> None:
-        self._items.append(item)
-        if self._item_ready is not None:
-            self._item_ready.set()
-            self._item_ready = None
-
     def check_timeouts(self, now: float) -> None:
-        """Called by the server's ticker: end a wait that has run past its deadline.
+        """Called by the server's ticker: enforce deadlines and notice vanished clients.
 
-        Deadlines are derived from timestamps the reader and main task keep
-        (plain float assignments), so the hot path never arms a timer.
+        The hot path only records a phase and a timestamp; no timer is armed
+        per read or write.
         """
         cfg = self.cfg
-        if self._head_started is not None:
-            timeout, since = cfg.header_timeout, self._head_started
-        elif self._reading is not None and not self._room_wait:
-            timeout, since = cfg.body_timeout, self._body_read_at
-        elif not self._busy and not self._items:
+        phase = self._phase
+        if phase == "idle":
             timeout = cfg.header_timeout if self._requests == 0 else cfg.keepalive_timeout
-            since = self._idle_since
+        elif phase == "head":
+            timeout = cfg.header_timeout
+        elif phase == "body":
+            timeout = cfg.body_timeout
         else:
             timeout = 0.0
-            since = now
-        if timeout and now - since >= timeout and self._read_scope is not None:
-            self._read_scope.cancel()
+            if phase == "busy" and not self._pulling and self._current is not None:
+                self._probe_client()
+        if timeout and now - self._since >= timeout and self._timed_out is None:
+            self._interrupt_read(phase)
         self.outbox.check_write_timeout(now)
 
+    def _probe_client(self) -> None:
+        """While the app works without reading, peek for the client's FIN or reset (R-HTTP-63)."""
+        raw = self._raw
+        if raw is None:
+            return
+        # asyncio hands out a wrapper without recv(); a temporary socket object
+        # on the same descriptor (detached again, never closed) can peek.
+        probe = socket.socket(fileno=raw.fileno())
+        try:
+            data = probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        finally:
+            probe.detach()
+        if not data and self._current is not None:
+            self.closing = True
+            self._current.disconnect(DisconnectReason.CLIENT_CLOSED)
+
     async def _recv(self) -> bytes:
-        """Bytes from the socket; ``b""`` at EOF or on an error."""
-        if self._initial:
-            data, self._initial = self._initial, b""
-            return data
+        """Bytes from the socket; ``b""`` at EOF, on an error or when interrupted."""
         try:
             return await self.stream.receive(65536)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -433,101 +461,76 @@ class H1Connection:
         except OSError:
             return b""
 
-    async def _reader(self) -> None:
-        # One cancel scope for the reader's whole life; the server's ticker
-        # cancels it when the current phase's deadline passes (check_timeouts).
-        with anyio.CancelScope() as scope:
-            self._read_scope = scope
-            await self._read_loop()
-            self._read_scope = None
-            return
-        self._read_scope = None
-        self._on_read_timeout(self._reading, self._head_started is not None)
+    def _enter(self, phase: str) -> None:
+        self._phase = phase
+        self._since = time.monotonic()
 
-    async def _read_loop(self) -> None:
+    # --- requests, one after another ---------------------------------------------------
+    async def _serve_requests(self) -> _Switch | None:
+        while not self.closing and not self.ctx.draining:
+            head = await self._read_head()
+            if head is None or isinstance(head, _Switch):
+                return head
+            stream = self._on_request(head)
+            del head
+            if stream.scope["type"] == "websocket":
+                if not stream.body_complete:
+                    return None  # a WebSocket handshake carries no body
+                return _Switch("websocket", bytes(self._buf), stream)
+            keep_alive = await self._serve(stream)
+            # Nothing of a finished request may stay referenced while idle.
+            del stream
+            self._current = None
+            if not keep_alive:
+                if self._linger_on_close:
+                    await self.outbox.flush()
+                    await self._linger()
+                return None
+        return None
+
+    async def _read_head(self) -> RequestHead | _Switch | None:
+        """The next request head, or ``None`` once the connection should close."""
         cfg = self.cfg
-        buf = bytearray(self._initial)
-        self._initial = b""
-        stream: HTTPStream | None = None
-        body: LengthReader | ChunkedReader | None = None
-        need_data = not buf
+        buf = self._buf
+        self._enter("idle")
         while True:
-            if need_data:
-                data = await self._recv()
-                if not data:
-                    self._on_eof(stream if body is not None else None)
-                    return
-                buf += data
-            need_data = True
-            if body is None:
-                # Between requests: parse the next head.
-                if self._head_started is None and buf:
-                    self._head_started = time.monotonic()
-                if self._requests == 0 and stream is None and buf[:1] == b"P" and cfg.http2:
-                    preface = H2_PREFACE[: len(buf)]
-                    if buf[: len(preface)] == preface:
-                        if len(buf) < len(H2_PREFACE):
-                            continue  # could still be HTTP/2 with prior knowledge
-                        self._push(_Item("h2", payload=bytes(buf)))
-                        return
-                try:
-                    head = parse_head(
-                        buf,
-                        max_line=cfg.max_request_line_size,
-                        max_head=cfg.max_header_size,
-                        max_fields=cfg.max_header_count,
-                        max_body=cfg.max_body_size,
-                    )
-                except ParseError as exc:
-                    self._push_error(exc.status, exc.reason)
-                    return
-                if head is None:
-                    continue
-                self._head_started = None
-                stream = self._on_request(head)
-                if head.chunked:
-                    body = ChunkedReader(max_trailers=cfg.max_header_size)
-                elif head.content_length:
-                    body = LengthReader(head.content_length)
-                if body is None:
-                    if stream.scope["type"] == "websocket":
-                        self._push(_Item("upgrade", stream, bytes(buf)))
-                        return
-                    stream = None  # keep no finished request alive while idle
-                    need_data = not buf
-                    continue
-                self._reading = stream
-                self._body_read_at = time.monotonic()
-            assert stream is not None
-            try:
-                chunk, finished = body.read(buf)
-            except ParseError as exc:
-                self._protocol_error(stream, exc.status, exc.reason)
-                return
-            if chunk:
-                stream.feed(chunk)
-                self._body_read_at = time.monotonic()
-                if cfg.max_body_size and stream.body_size > cfg.max_body_size:
-                    self._body_too_large(stream)
-                    return
-                if stream.discarding and stream.discarded > cfg.max_drain_size:
-                    stream.reader_gone()  # too much to throw away: close instead
-                    return
-                if not stream.has_room():
-                    # A slow app is not a slow client: no read deadline meanwhile.
-                    self._room_wait = True
-                    await stream.wait_room()
-                    self._room_wait = False
-                    self._body_read_at = time.monotonic()
-            if finished:
-                stream.end_body()
-                self._reading = None
-                body = None
-                if stream.scope["type"] == "websocket":
-                    self._push(_Item("upgrade", stream, bytes(buf)))
-                    return
-                stream = None
-                need_data = not buf
+            if buf:
+                if self._phase == "idle":
+                    self._enter("head")
+                if (
+                    self._requests == 0
+                    and buf[:1] == b"P"
+                    and cfg.http2
+                    and buf[: len(H2_PREFACE)] == H2_PREFACE[: len(buf)]
+                ):
+                    if len(buf) >= len(H2_PREFACE):
+                        self._phase = "upgraded"
+                        return _Switch("h2", bytes(buf))
+                else:
+                    try:
+                        head = parse_head(
+                            buf,
+                            max_line=cfg.max_request_line_size,
+                            max_head=cfg.max_header_size,
+                            max_fields=cfg.max_header_count,
+                            max_body=cfg.max_body_size,
+                        )
+                    except ParseError as exc:
+                        await self._send_error(exc.status, exc.reason)
+                        return None
+                    if head is not None:
+                        return head
+            data = await self._recv()
+            if not data:
+                if self._timed_out == "head":
+                    await self._send_error(408, None)  # a head that never finished
+                return None  # quiet close: EOF, idle timeout or drain
+            buf += data
+
+    async def _send_error(self, status: int, text: str | None) -> None:
+        self.outbox.write_nowait(simple_response(status, self.ctx.date_value(), text=text))
+        await self.outbox.flush()
+        await self._linger()
 
     def _on_request(self, head: RequestHead) -> HTTPStream:
         if head.upgrade and head.method == "GET" and b"websocket" in head.upgrade.lower():
@@ -552,88 +555,128 @@ class H1Connection:
             http10=head.http_version == "1.0",
             keep_alive=head.keep_alive,
         )
+        has_body = head.chunked or bool(head.content_length)
         stream = HTTPStream(
             scope,
             wire,
             transport=None,
             expect_continue=head.expect_continue,
-            has_body=head.chunked or bool(head.content_length),
+            has_body=has_body,
         )
         stream.declared_length = head.content_length
-        if scope_type != "websocket":  # a WebSocket is queued once its head is complete
-            self._unfinished.append(stream)
-            self._push(_Item("request", stream))
+        if head.chunked:
+            self._body = ChunkedReader(max_trailers=self.cfg.max_header_size)
+        elif head.content_length:
+            self._body = LengthReader(head.content_length)
+        else:
+            self._body = None
+        stream.source = self
+        self._current = stream
+        self._enter("busy")
+        if has_body and self._buf:
+            self._take_body(stream)  # body bytes that came with the head
         return stream
 
-    def _push_error(self, status: int, text: str | None = None) -> None:
-        self._push(_Item("error", payload=(status, text)))
-
-    def _protocol_error(self, stream: HTTPStream | None, status: int, detail: str) -> None:
-        log.debug("bad request from %s: %s", self.info.client, detail)
-        if stream is not None and not stream.body_complete:
-            # Broken body framing mid-request: the app learns it from the connection.
-            stream.error_status = 400
-            stream.disconnect(DisconnectReason.PROTOCOL_ERROR)
-            self._push(_Item("end"))
-        else:
-            self._push_error(status if status in (400, 413, 414, 431, 501) else 400)
-
-    def _body_too_large(self, stream: HTTPStream) -> None:
-        stream.error_status = 413
-        stream.disconnect(DisconnectReason.BODY_TOO_LARGE)
-        self._push(_Item("end"))
-
-    def _on_read_timeout(self, stream: HTTPStream | None, partial_head: bool) -> None:
-        if partial_head:
-            self._push_error(408)
+    # --- the request body, pulled as the app asks for it ------------------------------
+    def _take_body(self, stream: HTTPStream) -> None:
+        """Move body bytes from the buffer into the stream; enforce the body limits."""
+        body = self._body
+        if body is None:
             return
-        if stream is not None and not stream.body_complete:
-            stream.body_timed_out()
-        self._push(_Item("end"))
+        try:
+            chunk, finished = body.read(self._buf)
+        except ParseError as exc:
+            stream.error_status = exc.status
+            stream.disconnect(DisconnectReason.PROTOCOL_ERROR)
+            self.closing = True
+            self._body = None
+            return
+        if chunk:
+            stream.feed(chunk)
+            max_body = self.cfg.max_body_size
+            if max_body and stream.body_size > max_body:
+                stream.error_status = 413
+                stream.disconnect(DisconnectReason.BODY_TOO_LARGE)
+                self.closing = True
+                self._body = None
+                return
+        if finished:
+            self._body = None
+            stream.end_body()
 
-    def _on_eof(self, stream: HTTPStream | None) -> None:
-        for pending in self._unfinished:
-            pending.disconnect(DisconnectReason.CLIENT_CLOSED)
-            pending.reader_gone()
+    async def pull(self, stream: HTTPStream) -> None:
+        """Read more of the request for ``stream`` (called from its ``receive``).
+
+        While the body is incomplete this reads body bytes (``body_timeout``
+        applies). Once it is complete, it waits for the client to go away,
+        so a ``receive`` after the body returns ``http.disconnect`` when the
+        client leaves or the response completes (R-HTTP-13/14).
+        """
+        if self._pulling:
+            await stream.wait_changed()  # another task of the app is already reading
+            return
+        self._pulling = True
+        try:
+            if self._body is not None:
+                self._enter("body")
+                data = await self._recv()
+                if not data:
+                    self._request_read_failed(stream)
+                    return
+                self._buf += data
+                self._take_body(stream)
+                return
+            # The body is done: watch for the end of the connection.
+            if len(self._buf) > self.cfg.max_header_size:
+                await stream.wait_changed()  # enough pipelined bytes held; just wait
+                return
+            self._phase = "wait"
+            with anyio.CancelScope() as scope:
+                self._wait_scope = scope
+                data = await self._recv()
+                if not data:
+                    self.closing = True
+                    stream.disconnect(DisconnectReason.CLIENT_CLOSED)
+                else:
+                    self._buf += data  # a pipelined request: kept for later
+            self._wait_scope = None
+        finally:
+            self._pulling = False
+            if self._phase in ("body", "wait"):
+                self._enter("busy")
+            stream.notify()
+
+    def wake(self) -> None:
+        """The request ended: stop a ``receive`` that is waiting for the client."""
+        if self._wait_scope is not None:
+            self._wait_scope.cancel()
+
+    def _request_read_failed(self, stream: HTTPStream) -> None:
         self.closing = True
-        self._push(_Item("end"))
+        if self._timed_out == "body":
+            stream.body_timed_out()
+        else:
+            stream.disconnect(DisconnectReason.CLIENT_CLOSED)
 
-    # --- the main task ---------------------------------------------------------------
-    async def _next_item(self) -> _Item | None:
-        while not self._items:
-            if self.closing:
-                return None
-            self._item_ready = anyio.Event()
-            self._idle_since = time.monotonic()
-            await self._item_ready.wait()
-        return self._items.popleft()
+    async def _drain_body(self, stream: HTTPStream) -> bool:
+        """Throw away what is left of a body the app did not read; False to close instead."""
+        limit = self.cfg.max_drain_size
+        stream.discard_body()
+        declared = stream.declared_length
+        if declared is not None and declared - stream.body_size > limit:
+            return False
+        while self._body is not None:
+            if stream.discarded > limit or self.closing:
+                return False
+            self._enter("body")
+            data = await self._recv()
+            if not data:
+                return False
+            self._buf += data
+            self._take_body(stream)
+        return stream.body_complete and not self.closing
 
-    async def _main(self) -> _Item | None:
-        while True:
-            item = await self._next_item()
-            if item is None or item.kind == "end":
-                return None
-            if item.kind == "error":
-                status, text = item.payload
-                self.outbox.write_nowait(simple_response(status, self.ctx.date_value(), text=text))
-                await self.outbox.flush()
-                await self._linger()
-                return None
-            if item.kind in ("upgrade", "h2"):
-                return item
-            assert item.stream is not None
-            self._busy = True
-            try:
-                keep_alive = await self._serve(item.stream)
-            finally:
-                self._busy = False
-                item = None  # type: ignore[assignment]  # drop the request while idle
-            if not keep_alive or self.ctx.draining:
-                if self._linger_on_close:
-                    await self.outbox.flush()
-                    await self._linger()
-                return None
-
+    # --- one request -----------------------------------------------------------------
     async def _serve(self, stream: HTTPStream) -> bool:
         """Run the app for one request; return whether the connection may continue."""
         scope = stream.scope
@@ -658,19 +701,10 @@ class H1Connection:
         if not stream.body_complete:
             if stream.continue_pending:
                 return False  # the client waits for 100 Continue: do not wait for the body
-            declared = stream.declared_length
-            if declared is not None and declared - stream.body_size > self.cfg.max_drain_size:
-                return False
-            stream.discard_body()
-            with anyio.move_on_after(self.cfg.body_timeout or 30):
-                await stream.wait_body_complete()
-            if not stream.body_complete:
-                return False
+            return await self._drain_body(stream)
         return True
 
     def _finish(self, stream: HTTPStream, started: float) -> None:
-        if stream in self._unfinished:
-            self._unfinished.remove(stream)
         access_log = self.ctx.access_log
         if access_log is not None:
             wire = stream.wire
@@ -690,21 +724,22 @@ class H1Connection:
         except Exception:
             pass
 
-    async def _switch_protocol(self, item: _Item) -> None:
-        self._unfinished.clear()
-        if item.kind == "h2":
+    async def _switch_protocol(self, switch: _Switch) -> None:
+        self._phase = "upgraded"
+        self._current = None
+        if switch.kind == "h2":
             from pagi.server.protocols.http2 import H2Connection
 
             self.ctx.connections.discard(self)
-            await H2Connection(self.ctx, self.stream, self.info, initial=item.payload).run()
+            await H2Connection(self.ctx, self.stream, self.info, initial=switch.leftover).run()
             return
         from pagi.server.protocols.websocket import serve_websocket_over_http1
 
-        assert item.stream is not None
+        assert switch.stream is not None
         async with anyio.create_task_group() as tg:
             self._task_scope = tg.cancel_scope
             self.outbox.spawn = tg.start_soon  # the writer may start again as needed
-            await serve_websocket_over_http1(self, item.stream, item.payload)
+            await serve_websocket_over_http1(self, switch.stream, switch.leftover)
             await self.outbox.flush()
             self.outbox.spawn = None
             tg.cancel_scope.cancel()

@@ -81,6 +81,16 @@ class ResponseWire(Protocol):
         """End a response that cannot be completed (HTTP/1.1: close; HTTP/2: reset)."""
 
 
+class BodySource(Protocol):
+    """A driver that reads the request body only when the app asks (HTTP/1.1)."""
+
+    async def pull(self, stream: HTTPStream) -> None:
+        """Read more of the request; feed, end or disconnect ``stream``."""
+
+    def wake(self) -> None:
+        """The request ended: abandon a pull that only waits for the client."""
+
+
 class HTTPStream:
     """One HTTP request/response exchange, as the application sees it."""
 
@@ -103,6 +113,7 @@ class HTTPStream:
         "error_status",
         "machine",
         "scope",
+        "source",
         "wire",
     )
 
@@ -143,6 +154,8 @@ class HTTPStream:
         self.discarded = 0
         #: The request's Content-Length, when it had one.
         self.declared_length: int | None = None
+        #: Set by pull-model drivers; ``None`` when the driver pushes the body in.
+        self.source: BodySource | None = None
 
     # --- the driver's side ---------------------------------------------------------
     @property
@@ -198,8 +211,7 @@ class HTTPStream:
     async def wait_body_complete(self) -> None:
         """Wait until the body ended or the driver stopped reading."""
         while not self._body_complete and not self._reader_done:
-            changed = self._changed = anyio.Event()
-            await changed.wait()
+            await self.wait_changed()
 
     def body_timed_out(self) -> None:
         """The client stopped sending its body: 408 if the app has not answered."""
@@ -221,6 +233,19 @@ class HTTPStream:
         # Step 5 of R-CONN-40: the disconnect becomes visible to receive().
         self._notify()
         self._wake_room()
+        if self.source is not None:
+            self.source.wake()
+
+    def notify(self) -> None:
+        """Wake anyone waiting in :meth:`receive` (a driver's pull finished)."""
+        self._notify()
+
+    async def wait_changed(self) -> None:
+        """Wait until body bytes, the body's end, or the request's end arrive."""
+        changed = self._changed
+        if changed is None:
+            changed = self._changed = anyio.Event()
+        await changed.wait()
 
     def _notify(self) -> None:
         if self._changed is not None:
@@ -292,10 +317,13 @@ class HTTPStream:
             if waiting_for_body and self._continue_pending:
                 self._continue_pending = False
                 await self.wire.send_continue()
+            source = self.source
+            if source is not None and not self._reader_done:
+                await source.pull(self)
+                continue
             # A client that stalls mid-body is timed out by the driver
             # (body_timeout), which ends the request and wakes this wait.
-            changed = self._changed = anyio.Event()
-            await changed.wait()
+            await self.wait_changed()
 
     async def send(self, event: Event) -> None:
         """Validate and carry out one response event."""
@@ -357,6 +385,8 @@ class HTTPStream:
         if self.connection._reason is None:
             self.connection.mark_complete()
             self._notify()
+            if self.source is not None:
+                self.source.wake()
 
     async def _send_fh(self, event: Event) -> None:
         fh = event["fh"]
