@@ -43,6 +43,7 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 from pagi.server.accesslog import AccessLog
 from pagi.server.config import ServerConfig
 from pagi.server.context import ServerContext
+from pagi.server.io import accept
 from pagi.server.lifespan import Lifespan, LifespanFailure
 from pagi.server.protocols.http1 import H1Connection, simple_response
 from pagi.server.protocols.http2 import H2Connection
@@ -102,6 +103,7 @@ class Server:
         self._force = False
         self.addresses: list[tuple[str, int | None]] = []
         self.ctx: ServerContext | None = None
+        self._accept_scopes: list[anyio.CancelScope] = []
         #: A worker leaves SIGINT to its supervisor (a terminal's Ctrl-C reaches the
         #: whole process group; the supervisor turns it into one SIGTERM per worker).
         self.handle_sigint = True
@@ -247,6 +249,8 @@ class Server:
             for listener in listeners:
                 conns.start_soon(self._accept_loop, listener, conns, ctx, ssl_context)
             await self._shutdown.wait()
+            for scope in self._accept_scopes:
+                scope.cancel()
             for listener in listeners:
                 await listener.aclose()  # new connections are refused from here on
             await self._drain(ctx)
@@ -332,9 +336,21 @@ class Server:
         ctx: ServerContext,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
+        with anyio.CancelScope() as scope:
+            # Cancelled before the listener closes, so no accept waits on a dead socket.
+            self._accept_scopes.append(scope)
+            await self._accept_forever(listener, tg, ctx, ssl_context)
+
+    async def _accept_forever(
+        self,
+        listener: anyio.abc.SocketListener,
+        tg: anyio.abc.TaskGroup,
+        ctx: ServerContext,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
         while True:
             try:
-                stream = await listener.accept()
+                stream = await accept(listener)
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return
             except OSError as exc:
@@ -347,7 +363,7 @@ class Server:
 
     async def _handle(
         self,
-        raw: anyio.abc.SocketStream,
+        raw: anyio.abc.ByteStream,
         ctx: ServerContext,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
@@ -382,7 +398,7 @@ class Server:
 
 
 def _connection_info(
-    raw: anyio.abc.SocketStream,
+    raw: anyio.abc.ByteStream,
     tls: dict[str, Any] | None,
     root_path: str,
     state: dict[str, Any] | None,
@@ -398,7 +414,7 @@ def _connection_info(
     return ConnectionInfo(client=client, server=server, tls=tls, root_path=root_path, state=state)
 
 
-async def _refuse(stream: anyio.abc.SocketStream, ctx: ServerContext) -> None:
+async def _refuse(stream: anyio.abc.ByteStream, ctx: ServerContext) -> None:
     """At ``max_connections``: a short 503 instead of a silent hang."""
     with anyio.move_on_after(1):
         try:

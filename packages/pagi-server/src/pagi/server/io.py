@@ -1,0 +1,219 @@
+"""Accepting connections, and a lean byte stream for asyncio.
+
+Theory of operation
+-------------------
+Everything above this module talks to an ``anyio.abc.ByteStream``; this is
+the one place that knows how connections are accepted and what backs them.
+
+On trio, connections are anyio's own socket streams.
+
+On asyncio (and uvloop) the server wraps each accepted socket in
+:class:`TransportStream`, a byte stream over an ``asyncio.Protocol``. anyio's
+generic socket stream is correct but pays for generality on every call: it
+pauses and resumes the transport's reading around each ``receive`` (two
+``epoll_ctl`` system calls per request), yields to the event loop after each
+``send``, and keeps three events and a queue per connection. Measured on a
+hello-world request that was about a quarter of the server's CPU time, and
+most of an idle connection's memory. This stream keeps received bytes in a
+list, pauses reading only when more than ``_READ_HIGH`` bytes are unread,
+and waits on a bare future only when it really has to wait.
+
+It honours the same contract the rest of the server relies on: ``receive``
+raises ``anyio.EndOfStream`` at EOF and ``anyio.BrokenResourceError`` when
+the connection is lost; ``send`` raises ``anyio.BrokenResourceError`` once
+the peer is gone and blocks while the transport's buffer is above its high
+mark; cancellation works because every wait is an ordinary future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+
+__all__ = ["TransportStream", "accept"]
+
+_READ_HIGH = 256 * 1024  # unread bytes at which the socket stops being read
+_READ_LOW = 64 * 1024
+_FAIR_READS = 32  # answer this many reads from the buffer, then yield once
+
+
+class _Protocol(asyncio.Protocol):
+    __slots__ = (
+        "buffer",
+        "eof",
+        "lost",
+        "read_paused",
+        "read_waiter",
+        "size",
+        "transport",
+        "write_paused",
+        "write_waiter",
+    )
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer: list[bytes] = []
+        self.size = 0
+        self.eof = False
+        self.lost = False
+        self.read_paused = False
+        self.write_paused = False
+        self.read_waiter: asyncio.Future[None] | None = None
+        self.write_waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer.append(data)
+        self.size += len(data)
+        if self.size > _READ_HIGH and not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+        _wake(self.read_waiter)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        _wake(self.read_waiter)
+        return True  # keep the transport open: the response may still be written
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        _wake(self.read_waiter)
+        _wake(self.write_waiter)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        _wake(self.write_waiter)
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+class TransportStream(anyio.abc.ByteStream):
+    """An anyio byte stream over an asyncio transport; see the module docstring."""
+
+    __slots__ = ("_closed", "_fast_reads", "_loop", "_protocol", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        self._fast_reads = 0
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        protocol = self._protocol
+        if protocol.buffer:
+            self._fast_reads += 1
+            if self._fast_reads >= _FAIR_READS:
+                self._fast_reads = 0
+                await asyncio.sleep(0)  # a client that never lets up still lets others run
+        else:
+            self._fast_reads = 0
+            while not protocol.buffer:
+                if self._closed:
+                    raise anyio.ClosedResourceError
+                if protocol.eof:
+                    raise anyio.EndOfStream
+                if protocol.lost:
+                    raise anyio.BrokenResourceError
+                waiter = protocol.read_waiter = self._loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    protocol.read_waiter = None
+        buffer = protocol.buffer
+        data = buffer[0] if len(buffer) == 1 else b"".join(buffer)
+        buffer.clear()
+        if len(data) > max_bytes:
+            buffer.append(data[max_bytes:])
+            data = data[:max_bytes]
+        protocol.size = len(buffer[0]) if buffer else 0
+        if protocol.read_paused and protocol.size < _READ_LOW:
+            protocol.read_paused = False
+            self._transport.resume_reading()
+        return data
+
+    async def send(self, item: bytes) -> None:
+        protocol = self._protocol
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if protocol.lost or self._transport.is_closing():
+            raise anyio.BrokenResourceError
+        self._transport.write(item)
+        while protocol.write_paused and not protocol.lost:
+            waiter = protocol.write_waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                protocol.write_waiter = None
+        if protocol.lost:
+            raise anyio.BrokenResourceError
+
+    async def send_eof(self) -> None:
+        if self._transport.can_write_eof() and not self._transport.is_closing():
+            self._transport.write_eof()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._transport.close()
+            _wake(self._protocol.read_waiter)
+            _wake(self._protocol.write_waiter)
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        transport = self._transport
+        sock = transport.get_extra_info("socket")
+        attributes: dict[Any, Callable[[], Any]] = {
+            SocketAttribute.raw_socket: lambda: sock,
+            SocketAttribute.family: lambda: sock.family,
+            SocketAttribute.local_address: lambda: transport.get_extra_info("sockname"),
+        }
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            attributes[SocketAttribute.remote_address] = lambda: transport.get_extra_info(
+                "peername"
+            )
+            attributes[SocketAttribute.local_port] = lambda: transport.get_extra_info("sockname")[1]
+            attributes[SocketAttribute.remote_port] = lambda: transport.get_extra_info("peername")[
+                1
+            ]
+        return attributes
+
+
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def accept(listener: anyio.abc.SocketListener) -> anyio.abc.ByteStream:
+    """Accept one connection: a :class:`TransportStream` on asyncio, anyio's stream on trio."""
+    loop = _running_asyncio_loop()
+    if loop is None:
+        return await listener.accept()
+    listening: socket.socket = listener.extra(SocketAttribute.raw_socket)
+    client, _ = await loop.sock_accept(listening)
+    if client.family in (socket.AF_INET, socket.AF_INET6):
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        transport, protocol = await loop.connect_accepted_socket(_Protocol, client)
+    except BaseException:
+        client.close()
+        raise
+    assert isinstance(transport, asyncio.Transport)
+    return TransportStream(transport, protocol)
