@@ -364,3 +364,26 @@ async def test_proxy_headers_only_from_trusted_peers(serve: Any) -> None:
         untrusted = await fetch(running)
     assert trusted["client"] == ["203.0.113.9", 0] and trusted["scheme"] == "https"
     assert untrusted["client"][0] == "127.0.0.1" and untrusted["scheme"] == "http"
+
+
+async def test_fh_offset_is_absolute_and_absent_means_current_position_A_45(
+    serve: Any, tmp_path: Any
+) -> None:
+    path = tmp_path / "digits.txt"
+    path.write_bytes(b"0123456789")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        with open(path, "rb") as fh:
+            fh.seek(4)
+            event: dict[str, Any] = {"type": "http.response.body", "fh": fh}
+            if scope["path"] == "/zero":
+                event["offset"] = 0
+            await send({"type": "http.response.start", "status": 200})
+            await send(event)
+            assert not fh.closed  # the app owns the handle (R-HFILE-5)
+
+    async with serve(app) as running, httpx.AsyncClient() as client:
+        current = await client.get(running.url + "/current")
+        zero = await client.get(running.url + "/zero")
+    assert current.content == b"456789"
+    assert zero.content == b"0123456789"

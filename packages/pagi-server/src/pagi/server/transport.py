@@ -175,18 +175,30 @@ class Outbox:
         if self._handle is not None:
             self._handle._update(self.buffered)
         if wake and not self._sending:
-            if self._wakeup is not None:
-                self._wakeup.set()
-            elif not self._writer_running and self.spawn is not None:
-                # The writer task is started on first need: most connections
-                # never write while nobody flushes, and an idle keep-alive
-                # connection should cost as little memory as possible.
-                self._writer_running = True
-                self.spawn(self.run)
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+        elif not self._writer_running and self.spawn is not None:
+            # The writer task is started on first need: most connections
+            # never write while nobody flushes, and an idle keep-alive
+            # connection should cost as little memory as possible.
+            self._writer_running = True
+            self.spawn(self.run)
 
     async def write(self, data: bytes) -> None:
         """Queue ``data``; block while the buffer is at or above the high mark."""
-        self.write_nowait(data)
+        self.write_nowait(data, wake=False)
+        if self._sending:
+            pass  # the task writing now picks these bytes up too
+        elif self.buffered >= self.high:
+            # A large write: hand it to the socket in this task rather than
+            # waking the writer and waiting for it (two task switches per chunk
+            # of a streamed body). This blocks only as long as the socket does.
+            await self._send_pending()
+        elif self._chunks:
+            self._wake_writer()
         while self.buffered >= self.high and self.broken is None:
             if self._below_low is None:
                 self._below_low = anyio.Event()

@@ -44,7 +44,6 @@ import logging
 import socket
 import time
 from http import HTTPStatus
-from typing import IO
 
 import anyio
 import anyio.abc
@@ -68,7 +67,6 @@ __all__ = ["H1Connection", "simple_response"]
 
 log = logging.getLogger("pagi.server")
 
-_FILE_CHUNK = 256 * 1024
 _STATUS_LINES: dict[int, bytes] = {}
 
 
@@ -250,22 +248,6 @@ class _H1Response:
             await outbox.flush()
         elif payload:
             await outbox.write(payload)
-
-    async def file(self, fh: IO[bytes], offset: int, length: int | None) -> None:
-        if offset:
-            await anyio.to_thread.run_sync(fh.seek, offset)
-        remaining = length
-        while remaining is None or remaining > 0:
-            want = _FILE_CHUNK if remaining is None else min(_FILE_CHUNK, remaining)
-            chunk = await anyio.to_thread.run_sync(fh.read, want)
-            if not chunk:
-                break
-            if remaining is not None:
-                remaining -= len(chunk)
-            await self.body(chunk, False)
-            if self._conn.outbox.broken is not None:
-                return
-        await self.body(b"", True)
 
     async def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self._mode == "chunked":

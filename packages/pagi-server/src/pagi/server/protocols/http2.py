@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import IO
 
 import anyio
 import anyio.abc
@@ -63,7 +62,6 @@ log = logging.getLogger("pagi.server")
 _CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
-_FILE_CHUNK = 256 * 1024
 
 
 class _H2Response:
@@ -152,20 +150,6 @@ class _H2Response:
             await conn.outbox.write(b"")
         if final:
             await conn.outbox.flush()
-
-    async def file(self, fh: IO[bytes], offset: int, length: int | None) -> None:
-        if offset:
-            await anyio.to_thread.run_sync(fh.seek, offset)
-        remaining = length
-        while remaining is None or remaining > 0:
-            want = _FILE_CHUNK if remaining is None else min(_FILE_CHUNK, remaining)
-            chunk = await anyio.to_thread.run_sync(fh.read, want)
-            if not chunk:
-                break
-            if remaining is not None:
-                remaining -= len(chunk)
-            await self.body(chunk, False)
-        await self.body(b"", True)
 
     async def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
         fields = [(n.lower(), v) for n, v in headers if n.lower() not in _CONNECTION_SPECIFIC]

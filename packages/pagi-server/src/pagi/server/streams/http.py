@@ -44,6 +44,8 @@ from pagi.spec import App, DisconnectReason, Event, EventError, SendMachine
 
 __all__ = ["HTTPStream", "ResponseWire"]
 
+_FILE_CHUNK = 256 * 1024
+
 log = logging.getLogger("pagi.server")
 
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
@@ -57,9 +59,6 @@ class ResponseWire(Protocol):
 
     async def body(self, data: bytes, final: bool) -> None:
         """Write body bytes; ``final`` ends the body (and the response unless trailers)."""
-
-    async def file(self, fh: IO[bytes], offset: int, length: int | None) -> None:
-        """Write a file body from ``offset`` for ``length`` bytes (``None``: to EOF)."""
 
     async def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
         """Write the trailer fields and end the response."""
@@ -359,7 +358,7 @@ class HTTPStream:
         if event_type == "http.response.body":
             if opened is not None:
                 try:
-                    await self.wire.file(opened, event.get("offset") or 0, event.get("length"))
+                    await self._send_file(opened, event.get("offset"), event.get("length"))
                 finally:
                     opened.close()
             elif event.get("fh") is not None:
@@ -393,4 +392,28 @@ class HTTPStream:
         if getattr(fh, "closed", False):
             raise ValueError("http.response.body: 'fh' is closed (R-HFILE-7)")
         # The handle stays the app's: the server reads it but never closes it (R-HFILE-5).
-        await self.wire.file(fh, event.get("offset") or 0, event.get("length"))
+        await self._send_file(fh, event.get("offset"), event.get("length"))
+
+    async def _send_file(self, fh: IO[bytes], offset: int | None, length: int | None) -> None:
+        """Stream a file body through the wire in chunks read off the event loop's thread.
+
+        ``offset`` is absolute: when given (even 0) the handle is moved there
+        first; when absent an ``fh`` is read from where it stands (decision on
+        A-45). ``length`` ``None`` means to the end of the file; past the end,
+        whatever exists is sent (R-HFILE-10/11). The body is final either way
+        (R-HFILE-12). Reading stops early if the client goes away.
+        """
+        if offset is not None:
+            await anyio.to_thread.run_sync(fh.seek, offset)
+        remaining = length
+        while remaining is None or remaining > 0:
+            want = _FILE_CHUNK if remaining is None else min(_FILE_CHUNK, remaining)
+            chunk = await anyio.to_thread.run_sync(fh.read, want)
+            if not chunk:
+                break
+            if remaining is not None:
+                remaining -= len(chunk)
+            await self.wire.body(chunk, False)
+            if self.connection._reason is not None:
+                return
+        await self.wire.body(b"", True)
