@@ -66,6 +66,13 @@ class ServerContext:
         self._date_second = -1
         self._date = b""
 
+    def server_fields(self, has_date: bool, has_server: bool) -> list[tuple[bytes, bytes]]:
+        """The ``date`` and ``server`` fields to add when the app did not set them (R-HSRV-1)."""
+        fields = [] if has_date else [(b"date", self.date_value())]
+        if not has_server and self.config.server_header:
+            fields.append((b"server", b"pagi"))
+        return fields
+
     def date_value(self) -> bytes:
         """The current HTTP-date, recomputed at most once a second."""
         now = int(time.time())

@@ -336,30 +336,21 @@ class Server:
         ctx: ServerContext,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
+        # Cancelled before the listener closes, so no accept waits on a dead socket.
         with anyio.CancelScope() as scope:
-            # Cancelled before the listener closes, so no accept waits on a dead socket.
             self._accept_scopes.append(scope)
-            await self._accept_forever(listener, tg, ctx, ssl_context)
-
-    async def _accept_forever(
-        self,
-        listener: anyio.abc.SocketListener,
-        tg: anyio.abc.TaskGroup,
-        ctx: ServerContext,
-        ssl_context: ssl.SSLContext | None,
-    ) -> None:
-        while True:
-            try:
-                stream = await accept(listener)
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return
-            except OSError as exc:
-                if exc.errno in _ACCEPT_RETRY_ERRNOS:
-                    log.warning("accept failed (%s); pausing for 100 ms", exc)
-                    await anyio.sleep(0.1)
-                    continue
-                raise
-            tg.start_soon(self._handle, stream, ctx, ssl_context)
+            while True:
+                try:
+                    stream = await accept(listener)
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return
+                except OSError as exc:
+                    if exc.errno in _ACCEPT_RETRY_ERRNOS:
+                        log.warning("accept failed (%s); pausing for 100 ms", exc)
+                        await anyio.sleep(0.1)
+                        continue
+                    raise
+                tg.start_soon(self._handle, stream, ctx, ssl_context)
 
     async def _handle(
         self,

@@ -199,10 +199,7 @@ class _H1Response:
             self.keep_alive = False
         if self._mode == "chunked":
             out.append(b"transfer-encoding: chunked\r\n")
-        if not has_date:
-            out.append(b"date: " + conn.ctx.date_value() + b"\r\n")
-        if not has_server and conn.ctx.config.server_header:
-            out.append(b"server: pagi\r\n")
+        out.extend(n + b": " + v + b"\r\n" for n, v in conn.ctx.server_fields(has_date, has_server))
         if not self.keep_alive:
             out.append(b"connection: close\r\n")
         elif self._http10 or self.announce_keep_alive:

@@ -103,11 +103,7 @@ class _H2Response:
             elif name == b"server":
                 has_server = True
             out.append((name, value))
-        ctx = self._conn.ctx
-        if not has_date:
-            out.append((b"date", ctx.date_value()))
-        if not has_server and ctx.config.server_header:
-            out.append((b"server", b"pagi"))
+        out.extend(self._conn.ctx.server_fields(has_date, has_server))
         self._headers = out
         self._trailers = trailers
         if status in (204, 304):
