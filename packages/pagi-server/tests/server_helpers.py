@@ -77,9 +77,10 @@ def _chunked_complete(body: bytes) -> bool:
             return False
         size = int(body[pos:line_end].split(b";")[0], 16)
         if size == 0:
-            return (body.find(b"\r\n\r\n", line_end - 2 if line_end >= 2 else 0) >= 0 and (
-                body.endswith(b"\r\n\r\n") or b"\r\n\r\n" in body[line_end:]
-            )) or body[line_end:].startswith(b"\r\n\r\n")
+            return (
+                body.find(b"\r\n\r\n", line_end - 2 if line_end >= 2 else 0) >= 0
+                and (body.endswith(b"\r\n\r\n") or b"\r\n\r\n" in body[line_end:])
+            ) or body[line_end:].startswith(b"\r\n\r\n")
         pos = line_end + 2 + size + 2
         if pos > len(body):
             return False
