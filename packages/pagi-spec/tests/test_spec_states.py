@@ -425,3 +425,11 @@ def test_ignore_sentinel_is_never_a_state() -> None:
 def test_extensions_default_to_empty() -> None:
     assert dict(SendMachine("http").extensions) == {}
     assert SendMachine("http", None).extensions == {}
+
+
+def test_second_start_after_a_complete_response_says_so() -> None:
+    machine = SendMachine("http")
+    machine.send({"type": "http.response.start", "status": 200})
+    machine.send({"type": "http.response.body", "body": b"x"})
+    with pytest.raises(EventOrderError, match="sent twice"):
+        machine.send({"type": "http.response.start", "status": 200})

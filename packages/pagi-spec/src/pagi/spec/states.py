@@ -142,6 +142,8 @@ _HINTS: dict[tuple[str, str], str] = {
         "needs trailers=True on http.response.start and a final body first (R-HTTP-27)"
     ),
     ("done", "http.response.body"): "was sent after the response was complete",
+    ("done", "http.response.start"): "was sent twice; the response is already complete",
+    ("awaiting_trailers", "http.response.start"): "was sent twice; the response has started",
     ("handshake", "websocket.send"): "was sent before websocket.accept",
     ("handshake", "websocket.keepalive"): "was sent before websocket.accept",
     ("open", "websocket.accept"): "was sent twice; the connection is already accepted",
