@@ -378,6 +378,10 @@ class WebSocketSession:
         self._unanswered_since: float | None = None
         self._last_activity = anyio.current_time()
         self._timer_wakeup: anyio.Event | None = None
+        # The timer task runs only once something needs it (keepalive, a close
+        # in progress, an idle timeout): most sessions never start it.
+        self._timers_running = False
+        self._io_group: anyio.abc.TaskGroup | None = None
         self._outer: anyio.CancelScope | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -462,12 +466,21 @@ class WebSocketSession:
             if getattr(self.outbox, "spawn", None) is None:
                 io.start_soon(self.outbox.run)  # else the outbox starts its writer on demand
             io.start_soon(self._reader)
-            io.start_soon(self._timers)
+            self._io_group = io
+            needed = (
+                self.cfg.ws_idle_timeout
+                or self._ka_interval
+                or self._close_sent_at is not None
+                or self._failed
+            )
+            if needed:
+                self._start_timers()
             await self._end.wait()
             if self._ending == "graceful":
                 with anyio.move_on_after(self.cfg.ws_close_timeout or 1.0):
                     await self.outbox.flush()
             io.cancel_scope.cancel()
+        self._io_group = None
         with anyio.CancelScope(shield=True):
             try:
                 await self.conn.stream.aclose()
@@ -696,6 +709,13 @@ class WebSocketSession:
     def _wake_timer(self) -> None:
         if self._timer_wakeup is not None:
             self._timer_wakeup.set()
+        elif not self._timers_running and self._io_group is not None:
+            self._start_timers()
+
+    def _start_timers(self) -> None:
+        assert self._io_group is not None
+        self._timers_running = True
+        self._io_group.start_soon(self._timers)
 
     async def _timers(self) -> None:
         idle = self.cfg.ws_idle_timeout
