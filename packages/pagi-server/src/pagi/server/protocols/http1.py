@@ -289,6 +289,27 @@ class _Switch:
 class H1Connection:
     """One HTTP/1.x connection, from accept to close, in a single task."""
 
+    __slots__ = (
+        "_body",
+        "_buf",
+        "_current",
+        "_linger_on_close",
+        "_phase",
+        "_pulling",
+        "_raw",
+        "_requests",
+        "_since",
+        "_task_scope",
+        "_timed_out",
+        "_wait_scope",
+        "cfg",
+        "closing",
+        "ctx",
+        "info",
+        "outbox",
+        "stream",
+    )
+
     def __init__(
         self,
         ctx: ServerContext,
