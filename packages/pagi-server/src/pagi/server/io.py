@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -48,6 +49,8 @@ class _Protocol(asyncio.Protocol):
         "buffer",
         "eof",
         "lost",
+        "on_flow",
+        "paused_since",
         "read_paused",
         "read_waiter",
         "size",
@@ -66,6 +69,9 @@ class _Protocol(asyncio.Protocol):
         self.write_paused = False
         self.read_waiter: asyncio.Future[None] | None = None
         self.write_waiter: asyncio.Future[None] | None = None
+        #: Called when writing pauses, resumes or the connection is lost.
+        self.on_flow: Callable[[], None] | None = None
+        self.paused_since: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -88,13 +94,21 @@ class _Protocol(asyncio.Protocol):
         self.lost = True
         _wake(self.read_waiter)
         _wake(self.write_waiter)
+        if self.on_flow is not None:
+            self.on_flow()
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self.paused_since = time.monotonic()
+        if self.on_flow is not None:
+            self.on_flow()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self.paused_since = None
         _wake(self.write_waiter)
+        if self.on_flow is not None:
+            self.on_flow()
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:
@@ -162,6 +176,59 @@ class TransportStream(anyio.abc.ByteStream):
                 protocol.write_waiter = None
         if protocol.lost:
             raise anyio.BrokenResourceError
+
+    # --- direct writes, for the server's outbox ---------------------------------
+    # The transport's own buffer, with its watermarks set to the server's, is
+    # then the connection's outbound buffer: a small write costs one
+    # ``transport.write`` and no task switch.
+
+    def set_write_limits(self, high: int, low: int, on_flow: Callable[[], None]) -> None:
+        """Use the transport's buffer with these watermarks; ``on_flow`` hears crossings."""
+        self._transport.set_write_buffer_limits(high=high, low=low)
+        self._protocol.on_flow = on_flow
+
+    def write_nowait(self, data: bytes) -> bool:
+        """Hand ``data`` to the transport; False if the connection is gone."""
+        if self._closed or self._protocol.lost or self._transport.is_closing():
+            return False
+        self._transport.write(data)
+        return True
+
+    @property
+    def write_buffered(self) -> int:
+        """Bytes the transport holds that the kernel has not taken yet."""
+        return self._transport.get_write_buffer_size()
+
+    @property
+    def lost(self) -> bool:
+        """True once the peer's side of the connection is gone (not after our own close)."""
+        return self._protocol.lost and not self._closed
+
+    @property
+    def write_paused(self) -> bool:
+        """True while the buffer is above the high mark (until it falls below the low)."""
+        return self._protocol.write_paused and not self._protocol.lost
+
+    @property
+    def write_paused_since(self) -> float | None:
+        return self._protocol.paused_since if self._protocol.write_paused else None
+
+    async def wait_writable(self) -> None:
+        """Wait until the buffer falls below the low mark or the connection is lost."""
+        protocol = self._protocol
+        while protocol.write_paused and not protocol.lost and not self._closed:
+            waiter = protocol.write_waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                protocol.write_waiter = None
+
+    def abort(self) -> None:
+        """Drop what is buffered and close at once."""
+        self._closed = True
+        self._transport.abort()
+        _wake(self._protocol.read_waiter)
+        _wake(self._protocol.write_waiter)
 
     async def send_eof(self) -> None:
         if self._transport.can_write_eof() and not self._transport.is_closing():

@@ -41,6 +41,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
+from pagi.server.io import TransportStream
 from pagi.spec import DisconnectReason
 
 __all__ = ["Outbox", "TransportHandle"]
@@ -105,6 +106,7 @@ class Outbox:
     __slots__ = (
         "_below_low",
         "_chunks",
+        "_direct",
         "_handle",
         "_idle",
         "_queued",
@@ -151,10 +153,18 @@ class Outbox:
         #: Starts the writer task when first needed (a task group's ``start_soon``).
         self.spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] | None = None
         self._writer_running = False
+        # On asyncio the connection's transport buffer, with the same
+        # watermarks, is the outbound buffer: writes cost no task switch.
+        self._direct: TransportStream | None = None
+        if isinstance(stream, TransportStream):
+            self._direct = stream
+            stream.set_write_limits(high, low, self._after_progress)
 
     @property
     def buffered(self) -> int:
         """Bytes queued plus bytes being written right now."""
+        if self._direct is not None:
+            return self._direct.write_buffered
         return self._queued + self.inflight
 
     def handle(self) -> TransportHandle:
@@ -169,6 +179,13 @@ class Outbox:
         writer task is left asleep, saving a task switch per response.
         """
         if self.broken is not None or not data:
+            return
+        direct = self._direct
+        if direct is not None:
+            if not direct.write_nowait(data):
+                self._break(DisconnectReason.WRITE_ERROR)
+            elif self._handle is not None:
+                self._handle._update(direct.write_buffered)
             return
         self._chunks.append(data)
         self._queued += len(data)
@@ -189,6 +206,13 @@ class Outbox:
 
     async def write(self, data: bytes) -> None:
         """Queue ``data``; block while the buffer is at or above the high mark."""
+        direct = self._direct
+        if direct is not None:
+            self.write_nowait(data)
+            if direct.write_paused and self.broken is None:
+                await direct.wait_writable()
+                self._after_progress()
+            return
         self.write_nowait(data, wake=False)
         if self._sending:
             pass  # the task writing now picks these bytes up too
@@ -205,7 +229,11 @@ class Outbox:
             await self._below_low.wait()
 
     async def flush(self) -> None:
-        """Return once everything queued so far has been handed to the socket."""
+        """Return once everything queued so far has been handed to the socket.
+
+        With a transport-backed stream the bytes were handed over when written;
+        the transport sends them, and closing it waits for them to go.
+        """
         while self.broken is None and (self._chunks or self._sending):
             if self._sending:
                 if self._idle is None:
@@ -238,6 +266,14 @@ class Outbox:
                 self._idle = None
 
     def check_write_timeout(self, now: float) -> None:
+        direct = self._direct
+        if direct is not None:
+            since = direct.write_paused_since
+            if since is not None and self._write_timeout is not None:
+                if now - since >= self._write_timeout:
+                    self._break(DisconnectReason.WRITE_TIMEOUT)
+                    direct.abort()
+            return
         """Abort a write stuck longer than ``write_timeout`` (called by the ticker).
 
         Shutting the socket down wakes the blocked send on either backend, so
@@ -256,6 +292,9 @@ class Outbox:
                     pass
 
     def _after_progress(self) -> None:
+        direct = self._direct
+        if direct is not None and direct.lost and self.broken is None:
+            self._break(DisconnectReason.WRITE_ERROR)
         buffered = self.buffered
         if self._handle is not None:
             self._handle._update(buffered)
@@ -275,6 +314,8 @@ class Outbox:
     def abort(self, reason: str) -> None:
         """Drop everything queued and refuse further writes (connection is going away)."""
         self._break(reason)
+        if self._direct is not None:
+            self._direct.abort()
         self._after_progress()
         if self._wakeup is not None:
             self._wakeup.set()
