@@ -382,6 +382,7 @@ class WebSocketSession:
         # in progress, an idle timeout): most sessions never start it.
         self._timers_running = False
         self._io_group: anyio.abc.TaskGroup | None = None
+        self._reading: anyio.CancelScope | None = None
         self._outer: anyio.CancelScope | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -459,13 +460,14 @@ class WebSocketSession:
         if self._ending is None:
             self._ending = how
             self._end.set()
+            if self._reading is not None:
+                self._reading.cancel()
         self._handshake_over.set()
 
     async def _io(self) -> None:
         async with anyio.create_task_group() as io:
             if getattr(self.outbox, "spawn", None) is None:
                 io.start_soon(self.outbox.run)  # else the outbox starts its writer on demand
-            io.start_soon(self._reader)
             self._io_group = io
             needed = (
                 self.cfg.ws_idle_timeout
@@ -475,6 +477,13 @@ class WebSocketSession:
             )
             if needed:
                 self._start_timers()
+            # The reader runs in this task (one task fewer per session); ending
+            # the session cancels it wherever it waits.
+            with anyio.CancelScope() as reading:
+                self._reading = reading
+                if self._ending is None:
+                    await self._reader()
+            self._reading = None
             await self._end.wait()
             if self._ending == "graceful":
                 with anyio.move_on_after(self.cfg.ws_close_timeout or 1.0):
@@ -625,10 +634,9 @@ class WebSocketSession:
             has_date = has_date or name == b"date"
             has_server = has_server or name == b"server"
             lines.append(name + b": " + bytes(value) + b"\r\n")
-        if not has_date:
-            lines.append(b"date: " + self.ctx.date_value() + b"\r\n")
-        if not has_server and self.cfg.server_header:
-            lines.append(b"server: pagi\r\n")
+        lines.extend(
+            n + b": " + v + b"\r\n" for n, v in self.ctx.server_fields(has_date, has_server)
+        )
         lines.append(b"\r\n")
         self.outbox.write_nowait(b"".join(lines))
         self._last_activity = anyio.current_time()
@@ -652,10 +660,9 @@ class WebSocketSession:
             has_server = has_server or name == b"server"
             lines.append(name + b": " + bytes(value) + b"\r\n")
         lines.append(b"content-length: %d\r\n" % len(body))
-        if not has_date:
-            lines.append(b"date: " + self.ctx.date_value() + b"\r\n")
-        if not has_server and self.cfg.server_header:
-            lines.append(b"server: pagi\r\n")
+        lines.extend(
+            n + b": " + v + b"\r\n" for n, v in self.ctx.server_fields(has_date, has_server)
+        )
         lines.append(b"connection: close\r\n\r\n")
         self.bytes_sent += len(body)
         self.outbox.write_nowait(b"".join(lines) + body)
