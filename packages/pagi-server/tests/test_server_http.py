@@ -387,3 +387,40 @@ async def test_fh_offset_is_absolute_and_absent_means_current_position_A_45(
         zero = await client.get(running.url + "/zero")
     assert current.content == b"456789"
     assert zero.content == b"0123456789"
+
+
+async def test_length_framed_file_bodies_use_sendfile_on_asyncio(
+    serve: Any, tmp_path: Any, monkeypatch: Any, anyio_backend: str
+) -> None:
+    """R-HFILE-3: zero copy where the framing allows; bytes identical either way."""
+    from pagi.server.io import TransportStream
+
+    calls: list[tuple[int, int]] = []
+    original = TransportStream.sendfile
+
+    async def counting(self: Any, fh: Any, offset: int, count: int) -> int:
+        calls.append((offset, count))
+        return await original(self, fh, offset, count)
+
+    monkeypatch.setattr(TransportStream, "sendfile", counting)
+    data = bytes(range(256)) * 8192  # 2 MiB
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        length = 1_000_000 if scope["path"] == "/length" else len(data) - 5
+        headers = [] if scope["path"] == "/chunked" else [(b"content-length", b"%d" % length)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "file": str(path), "offset": 5, "length": length})
+
+    async with serve(app) as running, httpx.AsyncClient() as client:
+        ranged = await client.get(running.url + "/length")
+        rest = await client.get(running.url + "/rest")
+        chunked = await client.get(running.url + "/chunked")
+    assert ranged.content == data[5:1_000_005]
+    assert rest.content == data[5:]
+    assert chunked.content == data[5:]
+    if anyio_backend == "asyncio":
+        assert calls == [(5, 1_000_000), (5, len(data) - 5)]  # not for chunked framing
+    else:
+        assert calls == []

@@ -223,6 +223,20 @@ class TransportStream(anyio.abc.ByteStream):
             finally:
                 protocol.write_waiter = None
 
+    async def sendfile(self, fh: Any, offset: int, count: int) -> int:
+        """Send ``count`` bytes of ``fh`` from ``offset`` with zero copy where possible.
+
+        ``loop.sendfile`` waits for the transport's buffer to empty, then uses
+        ``os.sendfile`` on plain sockets (falling back to reads where the
+        platform or file cannot). Returns the bytes sent.
+        """
+        if self._closed or self._protocol.lost:
+            raise anyio.BrokenResourceError
+        try:
+            return await self._loop.sendfile(self._transport, fh, offset, count)
+        except (ConnectionError, OSError) as exc:
+            raise anyio.BrokenResourceError from exc
+
     def abort(self) -> None:
         """Drop what is buffered and close at once."""
         self._closed = True

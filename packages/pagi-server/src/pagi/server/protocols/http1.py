@@ -41,15 +41,18 @@ in ``receive`` after the body for the request to end).
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from http import HTTPStatus
+from typing import IO
 
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
 from pagi.server.context import ServerContext
+from pagi.server.io import TransportStream
 from pagi.server.protocols.http1_parser import (
     H2_PREFACE,
     ChunkedReader,
@@ -245,6 +248,45 @@ class _H1Response:
             await outbox.flush()
         elif payload:
             await outbox.write(payload)
+
+    async def sendfile(self, fh: IO[bytes], offset: int, length: int | None) -> bool:
+        """Send a whole file body with zero copy when the framing allows; False if not.
+
+        Only plain-TCP asyncio connections qualify (``io.TransportStream``),
+        and only bodies framed by content-length (or HTTP/1.0 close): chunked
+        framing and TLS need the bytes in user space.
+        """
+        stream = self._conn.stream
+        if not isinstance(stream, TransportStream) or self._mode not in ("length", "close"):
+            return False
+        try:
+            fileno = fh.fileno()
+        except (AttributeError, OSError, ValueError):
+            return False
+        size = os.fstat(fileno).st_size
+        count = max(0, size - offset) if length is None else max(0, min(length, size - offset))
+        if self._mode == "length":
+            if count > self._remaining:
+                raise EventError(
+                    "http.response.body",
+                    "file",
+                    f"is {count - self._remaining} bytes longer than the content-length",
+                )
+            self._remaining -= count
+            if self._remaining:
+                log.error("file body ends %d bytes short of its content-length", self._remaining)
+                self.keep_alive = False
+        outbox = self._conn.outbox
+        if not self.head_written:
+            self.head_written = True
+            outbox.write_nowait(self._head, wake=False)
+        self.bytes_sent += count
+        if count:
+            try:
+                await stream.sendfile(fh, offset, count)
+            except anyio.BrokenResourceError:
+                outbox.abort(DisconnectReason.WRITE_ERROR)
+        return True
 
     async def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self._mode == "chunked":

@@ -403,6 +403,13 @@ class HTTPStream:
         whatever exists is sent (R-HFILE-10/11). The body is final either way
         (R-HFILE-12). Reading stops early if the client goes away.
         """
+        sendfile = getattr(self.wire, "sendfile", None)
+        if sendfile is not None and (offset is not None or _seekable(fh)):
+            start = offset if offset is not None else fh.tell()
+            if await sendfile(fh, start, length):
+                if self.connection._reason is None:
+                    await self.wire.body(b"", True)
+                return
         if offset is not None:
             await anyio.to_thread.run_sync(fh.seek, offset)
         remaining = length
@@ -417,3 +424,10 @@ class HTTPStream:
             if self.connection._reason is not None:
                 return
         await self.wire.body(b"", True)
+
+
+def _seekable(fh: IO[bytes]) -> bool:
+    try:
+        return bool(fh.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
