@@ -246,3 +246,24 @@ async def test_h2_over_tls_via_alpn_R_H2_9(serve: Any, tmp_path: Any) -> None:
     scope = response.json()
     assert scope["scheme"] == "https" and scope["http_version"] == "2"
     assert scope["extensions"]["tls"]["tls_version"] in (0x0303, 0x0304)
+
+
+async def test_content_length_is_enforced_the_same_way_on_h2(serve: Any) -> None:
+    """The rule lives in the shared stream, not in one driver."""
+    errors: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"3")]}
+        )
+        try:
+            await send({"type": "http.response.body", "body": b"toolong"})
+        except ValueError as exc:
+            errors.append(str(exc))
+        await send({"type": "http.response.body", "body": b"abc"})
+
+    async with serve(app) as running:
+        async with httpx.AsyncClient(http1=False, http2=True) as client:
+            response = await client.get(running.url)
+    assert response.content == b"abc"
+    assert errors and "content-length" in errors[0]

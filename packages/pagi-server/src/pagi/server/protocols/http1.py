@@ -41,7 +41,6 @@ in ``receive`` after the body for the request to end).
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from http import HTTPStatus
@@ -64,7 +63,7 @@ from pagi.server.protocols.http1_parser import (
 from pagi.server.scope import ConnectionInfo, build_scope, wants_event_stream
 from pagi.server.streams.http import HTTPStream
 from pagi.server.transport import Outbox
-from pagi.spec import DisconnectReason, EventError
+from pagi.spec import DisconnectReason
 
 __all__ = ["H1Connection", "simple_response"]
 
@@ -126,7 +125,6 @@ class _H1Response:
         "_http10",
         "_is_head",
         "_mode",
-        "_remaining",
         "_trailers",
         "announce_keep_alive",
         "bytes_sent",
@@ -142,7 +140,6 @@ class _H1Response:
         self.keep_alive = keep_alive
         self._head = b""
         self._mode = "none"  # "chunked" | "length" | "close" | "none"
-        self._remaining = 0
         self._trailers = False
         #: Say ``connection: keep-alive`` on HTTP/1.1 too (SSE streams, R-SSE-22).
         self.announce_keep_alive = False
@@ -159,18 +156,7 @@ class _H1Response:
         for name, value in headers:
             name = name.lower()
             if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    raise EventError(
-                        "http.response.start",
-                        "headers",
-                        f"content-length {value!r} is not a number",
-                    ) from None
-                if length < 0 or not value.strip().isdigit():
-                    raise EventError(
-                        "http.response.start", "headers", f"content-length {value!r} is invalid"
-                    )
+                length = int(value)  # validated by the stream (streams/http.py)
                 if status == 204 or (trailers and not self._http10 and not no_body):
                     continue  # 204 carries no length; trailers need chunked framing
             elif name == b"transfer-encoding":
@@ -191,7 +177,6 @@ class _H1Response:
             self._trailers = True
         elif length is not None:
             self._mode = "length"
-            self._remaining = length
         elif self._http10:
             self._mode = "close"  # no chunked for HTTP/1.0: the close ends the body
             self.keep_alive = False
@@ -218,20 +203,7 @@ class _H1Response:
                 framed += b"0\r\n\r\n"
             return framed
         if mode == "length":
-            if len(data) > self._remaining:
-                raise EventError(
-                    "http.response.body",
-                    "body",
-                    f"is {len(data) - self._remaining} bytes longer than the content-length",
-                )
-            self._remaining -= len(data)
-            if final and self._remaining:
-                log.error(
-                    "response body ended %d bytes short of its content-length; closing",
-                    self._remaining,
-                )
-                self.keep_alive = False
-            return data
+            return data  # the stream holds the body to the content-length
         if mode == "close":
             return data
         return b""
@@ -249,33 +221,17 @@ class _H1Response:
         elif payload:
             await outbox.write(payload)
 
-    async def sendfile(self, fh: IO[bytes], offset: int, length: int | None) -> bool:
-        """Send a whole file body with zero copy when the framing allows; False if not.
+    async def sendfile(self, fh: IO[bytes], offset: int, count: int) -> bool:
+        """Send ``count`` bytes of a file with zero copy when the framing allows.
 
         Only plain-TCP asyncio connections qualify (``io.TransportStream``),
         and only bodies framed by content-length (or HTTP/1.0 close): chunked
-        framing and TLS need the bytes in user space.
+        framing and TLS need the bytes in user space. False: not done, the
+        caller streams the file instead.
         """
         stream = self._conn.stream
         if not isinstance(stream, TransportStream) or self._mode not in ("length", "close"):
             return False
-        try:
-            fileno = fh.fileno()
-        except (AttributeError, OSError, ValueError):
-            return False
-        size = os.fstat(fileno).st_size
-        count = max(0, size - offset) if length is None else max(0, min(length, size - offset))
-        if self._mode == "length":
-            if count > self._remaining:
-                raise EventError(
-                    "http.response.body",
-                    "file",
-                    f"is {count - self._remaining} bytes longer than the content-length",
-                )
-            self._remaining -= count
-            if self._remaining:
-                log.error("file body ends %d bytes short of its content-length", self._remaining)
-                self.keep_alive = False
         outbox = self._conn.outbox
         if not self.head_written:
             self.head_written = True

@@ -101,6 +101,7 @@ class HTTPStream:
         "_chunks",
         "_continue_pending",
         "_final_delivered",
+        "_length_left",
         "_queued",
         "_reader_done",
         "_room",
@@ -141,6 +142,7 @@ class HTTPStream:
         self._body_complete = not has_body
         self._final_delivered = False
         self._reader_done = False
+        self._length_left: int | None = None  # declared response bytes not yet sent
         self._continue_pending = expect_continue and has_body
         self._changed: anyio.Event | None = None
         self._room: anyio.Event | None = None
@@ -364,21 +366,48 @@ class HTTPStream:
             elif event.get("fh") is not None:
                 await self._send_fh(event)
             else:
-                await self.wire.body(event.get("body") or b"", not event.get("more"))
+                await self._body(event.get("body") or b"", not event.get("more"))
             if self.machine.state == "done":
                 self._completed()
         elif event_type == "http.response.start":
-            self.wire.start(
-                event["status"],
-                list(event.get("headers") or ()),
-                bool(event.get("trailers")),
-            )
+            headers = list(event.get("headers") or ())
+            declared = _declared_length(headers)
+            # HEAD, 204 and 304 announce a length without sending the body.
+            bodiless = self.scope.get("method") == "HEAD" or event["status"] in (204, 304)
+            self._length_left = None if bodiless else declared
+            self.wire.start(event["status"], headers, bool(event.get("trailers")))
             self.connection.mark_started()
         elif event_type == "http.response.trailers":
             await self.wire.trailers(list(event.get("headers") or ()))
             self._completed()
         else:  # http.fullflush
             await self.wire.flush()
+
+    def _count(self, size: int, final: bool) -> None:
+        """Hold the body to the declared content-length, for every driver.
+
+        More bytes than declared is the app's error and raises before anything
+        is written; fewer, at the end, cannot be framed correctly, so the
+        response is aborted (HTTP/1.1 closes, HTTP/2 resets) after the bytes.
+        """
+        left = self._length_left
+        if left is None:
+            return
+        if size > left:
+            raise EventError(
+                "http.response.body",
+                "body",
+                f"is {size - left} bytes longer than the content-length",
+            )
+        left -= size
+        self._length_left = left
+        if final and left:
+            log.error("response body ended %d bytes short of its content-length", left)
+            self.wire.abort()
+
+    async def _body(self, data: bytes, final: bool) -> None:
+        self._count(len(data), final)
+        await self.wire.body(data, final)
 
     def _completed(self) -> None:
         if self.connection._reason is None:
@@ -406,10 +435,19 @@ class HTTPStream:
         sendfile = getattr(self.wire, "sendfile", None)
         if sendfile is not None and (offset is not None or _seekable(fh)):
             start = offset if offset is not None else fh.tell()
-            if await sendfile(fh, start, length):
-                if self.connection._reason is None:
-                    await self.wire.body(b"", True)
-                return
+            size = os.fstat(fh.fileno()).st_size if _has_fileno(fh) else None
+            if size is not None:
+                count = max(0, size - start)
+                if length is not None:
+                    count = min(count, length)
+                self._count(count, False)
+                if await sendfile(fh, start, count):
+                    if self.connection._reason is None:
+                        await self._body(b"", True)
+                    return
+                self._length_left = (
+                    None if self._length_left is None else (self._length_left + count)
+                )
         if offset is not None:
             await anyio.to_thread.run_sync(fh.seek, offset)
         remaining = length
@@ -420,10 +458,34 @@ class HTTPStream:
                 break
             if remaining is not None:
                 remaining -= len(chunk)
-            await self.wire.body(chunk, False)
+            await self._body(chunk, False)
             if self.connection._reason is not None:
                 return
-        await self.wire.body(b"", True)
+        await self._body(b"", True)
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The response's content-length, validated; ``None`` when it has none."""
+    length: int | None = None
+    for name, value in headers:
+        if name.lower() != b"content-length":
+            continue
+        if not value.isdigit() or len(value) > 18:
+            raise EventError(
+                "http.response.start", "headers", f"content-length {value!r} is not a valid length"
+            )
+        if length is not None and int(value) != length:
+            raise EventError("http.response.start", "headers", "content-length is given twice")
+        length = int(value)
+    return length
+
+
+def _has_fileno(fh: IO[bytes]) -> bool:
+    try:
+        fh.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
 
 
 def _seekable(fh: IO[bytes]) -> bool:
