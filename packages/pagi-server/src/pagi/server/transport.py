@@ -161,6 +161,11 @@ class Outbox:
             stream.set_write_limits(high, low, self._after_progress)
 
     @property
+    def direct(self) -> bool:
+        """True when writes go straight to a transport buffer (never a writer task)."""
+        return self._direct is not None
+
+    @property
     def buffered(self) -> int:
         """Bytes queued plus bytes being written right now."""
         if self._direct is not None:

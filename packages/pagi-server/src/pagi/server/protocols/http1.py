@@ -348,13 +348,20 @@ class H1Connection:
         self._since = time.monotonic()
         switch: _Switch | None = None
         try:
-            async with anyio.create_task_group() as tg:
-                self._task_scope = tg.cancel_scope
-                self.outbox.spawn = tg.start_soon
-                switch = await self._serve_requests()
-                await self.outbox.flush()  # before the writer task is cancelled
-                self.outbox.spawn = None
-                tg.cancel_scope.cancel()
+            if self.outbox.direct:
+                # Writes go straight to the transport: no writer task can be
+                # needed, so a cancel scope does instead of a task group.
+                with anyio.CancelScope() as scope:
+                    self._task_scope = scope
+                    switch = await self._serve_requests()
+            else:
+                async with anyio.create_task_group() as tg:
+                    self._task_scope = tg.cancel_scope
+                    self.outbox.spawn = tg.start_soon
+                    switch = await self._serve_requests()
+                    await self.outbox.flush()  # before the writer task is cancelled
+                    self.outbox.spawn = None
+                    tg.cancel_scope.cancel()
             if switch is not None:
                 await self._switch_protocol(switch)
         except Exception:
