@@ -223,6 +223,11 @@ class TransportStream(anyio.abc.ByteStream):
             finally:
                 protocol.write_waiter = None
 
+    @property
+    def can_sendfile(self) -> bool:
+        """True on the standard asyncio loop, whose ``sendfile`` uses ``os.sendfile``."""
+        return isinstance(self._loop, asyncio.BaseEventLoop)
+
     async def sendfile(self, fh: Any, offset: int, count: int) -> int:
         """Send ``count`` bytes of ``fh`` from ``offset`` with zero copy where possible.
 

@@ -230,7 +230,11 @@ class _H1Response:
         caller streams the file instead.
         """
         stream = self._conn.stream
-        if not isinstance(stream, TransportStream) or self._mode not in ("length", "close"):
+        if (
+            not isinstance(stream, TransportStream)
+            or not stream.can_sendfile
+            or self._mode not in ("length", "close")
+        ):
             return False
         outbox = self._conn.outbox
         if not self.head_written:
