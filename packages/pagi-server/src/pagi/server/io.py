@@ -31,7 +31,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -74,8 +74,8 @@ class _Protocol(asyncio.Protocol):
         self.paused_since: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports quack like asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer.append(data)
@@ -301,5 +301,4 @@ async def accept(listener: anyio.abc.SocketListener) -> anyio.abc.ByteStream:
     except BaseException:
         client.close()
         raise
-    assert isinstance(transport, asyncio.Transport)
     return TransportStream(transport, protocol)

@@ -349,7 +349,14 @@ class Server:
                         log.warning("accept failed (%s); pausing for 100 ms", exc)
                         await anyio.sleep(0.1)
                         continue
-                    raise
+                    if listener_closed(exc):
+                        return
+                    log.warning("accept failed: %s", exc)
+                    continue
+                except Exception:
+                    # One bad connection must never stop the server from accepting.
+                    log.exception("could not set up an accepted connection")
+                    continue
                 tg.start_soon(self._handle, stream, ctx, ssl_context)
 
     async def _handle(
@@ -386,6 +393,11 @@ class Server:
             await H2Connection(ctx, stream, info).run()
         else:
             await H1Connection(ctx, stream, info).run()
+
+
+def listener_closed(exc: OSError) -> bool:
+    """True for the errors a listening socket gives once it has been closed."""
+    return exc.errno in (errno.EBADF, errno.EINVAL, errno.ENOTSOCK)
 
 
 def _connection_info(
