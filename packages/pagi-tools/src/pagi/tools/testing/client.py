@@ -417,22 +417,8 @@ class AsyncTestClient:
         if self.websocket_denial:
             scope["extensions"][EXT_WEBSOCKET_HTTP_RESPONSE] = {}
         session = WebSocketSession(self.app, scope, self.timeout, self.close_timeout)
-        error: Exception | None = None
-        async with anyio.create_task_group() as group:
-            try:
-                await session.start(group)
-                yield session
-            except Exception as exc:  # re-raised below, not inside an exception group
-                error = exc
-            finally:
-                if not session.app_finished:
-                    await session.close()
-                group.cancel_scope.cancel()
-        session.dispose()
-        if error is not None:
-            raise error
-        if session.exception is not None and self.raise_app_exceptions:
-            raise session.exception
+        async with self._run_session(session):
+            yield session
 
     @asynccontextmanager
     async def sse(
@@ -452,11 +438,17 @@ class AsyncTestClient:
             body_headers.append(("last-event-id", last_event_id))
         scope = self._scope("sse", method, url, params, headers, body_headers)
         session = SSESession(self.app, scope, body, self.timeout, self.close_timeout)
+        async with self._run_session(session):
+            yield session
+
+    @asynccontextmanager
+    async def _run_session(self, session: WebSocketSession | SSESession) -> AsyncIterator[None]:
+        """Run ``session``'s app around the block; close, dispose, then re-raise errors."""
         error: Exception | None = None
         async with anyio.create_task_group() as group:
             try:
                 await session.start(group)
-                yield session
+                yield
             except Exception as exc:  # re-raised below, not inside an exception group
                 error = exc
             finally:

@@ -10,6 +10,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from pagi.spec import CORE_VERSION, LIFESPAN_SPEC_VERSION, App, SendMachine
+from pagi.tools.testing.session import AppSession
 
 __all__ = ["LifespanDriver", "LifespanFailed"]
 
@@ -25,7 +26,7 @@ class LifespanFailed(Exception):
         )
 
 
-class LifespanDriver:
+class LifespanDriver(AppSession):
     """Plays the server's side of the lifespan protocol (R-LIFE-*).
 
     ``mode="auto"``: an app that raises or returns without answering
@@ -34,11 +35,8 @@ class LifespanDriver:
     """
 
     def __init__(self, app: App, mode: Literal["auto", "on"], timeout: float) -> None:
-        self.app = app
-        self.mode = mode
-        self.timeout = timeout
         self.state: dict[str, Any] = {}
-        self.scope: dict[str, Any] = {
+        scope: dict[str, Any] = {
             "type": "lifespan",
             "pagi": {
                 "version": CORE_VERSION,
@@ -47,42 +45,26 @@ class LifespanDriver:
             },
             "state": self.state,
         }
+        super().__init__(app, scope, timeout)
+        self.mode = mode
         self.machine = SendMachine("lifespan")
         self.supported = False
         self._to_app_in, self._to_app_out = anyio.create_memory_object_stream[Mapping[str, Any]](
             math.inf
         )
-        self._from_app_in, self._from_app_out = anyio.create_memory_object_stream[
-            Mapping[str, Any]
-        ](math.inf)
-        self.exception: BaseException | None = None
-        self._done = anyio.Event()
+
+    async def _receive(self) -> Mapping[str, Any]:
+        return await self._to_app_out.receive()
 
     async def _send(self, event: Mapping[str, Any]) -> None:
         if self.machine.send(event):
             self._from_app_in.send_nowait(dict(event))
 
-    async def _run(self) -> None:
-        try:
-            await self.app(self.scope, self._to_app_out.receive, self._send)
-        except Exception as exc:
-            self.exception = exc
-        finally:
-            self._from_app_in.close()
-            self._done.set()
-
-    async def _reply(self) -> Mapping[str, Any] | None:
-        try:
-            with anyio.fail_after(self.timeout):
-                return await self._from_app_out.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            return None
-
     async def startup(self, group: TaskGroup) -> None:
         """Send ``lifespan.startup`` and wait for the answer."""
-        group.start_soon(self._run)
+        group.start_soon(self._run_app)
         self._to_app_in.send_nowait({"type": "lifespan.startup"})
-        reply = await self._reply()
+        reply = await self._next_event()
         if reply is None:
             if self.mode == "on":
                 if self.exception is not None:
@@ -97,20 +79,20 @@ class LifespanDriver:
 
     def dispose(self) -> None:
         """Close the in-memory queues."""
-        for stream in (self._to_app_in, self._to_app_out, self._from_app_in, self._from_app_out):
-            stream.close()
+        super().dispose()
+        self._to_app_in.close()
+        self._to_app_out.close()
 
     async def shutdown(self) -> None:
         """Send ``lifespan.shutdown`` (only if startup completed) and wait for the answer."""
         if not self.supported:
             return
         self._to_app_in.send_nowait({"type": "lifespan.shutdown"})
-        reply = await self._reply()
+        reply = await self._next_event()
         if reply is None:
             if self.exception is not None:
                 raise self.exception
             return
         if reply["type"] == "lifespan.shutdown.failed":
             raise LifespanFailed("shutdown", str(reply.get("message") or ""))
-        with anyio.move_on_after(self.timeout):
-            await self._done.wait()
+        await self._wait_app_done(self.timeout)

@@ -9,7 +9,6 @@ settings and the ``sse.close`` are all recorded (tools-digest 10, defect 10).
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ from pagi.spec import App, DisconnectReason, SendMachine
 from pagi.tools.headers import Headers
 from pagi.tools.sse import ServerSentEvent
 from pagi.tools.testing.response import TestResponse
+from pagi.tools.testing.session import AppSession
 
 __all__ = ["SSEDeclined", "SSESession", "SSEStreamEnded"]
 
@@ -36,24 +36,19 @@ class SSEStreamEnded(Exception):
     """The stream ended (``sse.close`` or the app returned) before the expected event."""
 
 
-class SSESession:
+class SSESession(AppSession):
     """The client end of one SSE stream; use it through ``client.sse()``."""
 
     def __init__(
         self, app: App, scope: dict[str, Any], body: bytes, timeout: float, close_timeout: float
     ) -> None:
-        self.app = app
-        self.scope = scope
-        self.timeout = timeout
+        super().__init__(app, scope, timeout)
         self.close_timeout = close_timeout
         self.machine = SendMachine("sse", scope.get("extensions"))
         self._body = body
         self._body_sent = False
         self._disconnected = anyio.Event()
         self._reason = DisconnectReason.CLIENT_CLOSED
-        self._in, self._out = anyio.create_memory_object_stream[Mapping[str, Any]](math.inf)
-        self._app_done = anyio.Event()
-        self.exception: BaseException | None = None
         self.status_code = 0
         self.headers = Headers()
         #: Comment texts in arrival order (``sse.comment``).
@@ -74,28 +69,12 @@ class SSESession:
     async def _send(self, event: Mapping[str, Any]) -> None:
         if not self.machine.send(event) or self._disconnected.is_set():
             return
-        self._in.send_nowait(dict(event))
-
-    async def _run_app(self) -> None:
-        try:
-            await self.app(self.scope, self._receive, self._send)
-        except Exception as exc:
-            self.exception = exc
-        finally:
-            self._in.close()
-            self._app_done.set()
-
-    async def _next(self) -> Mapping[str, Any] | None:
-        try:
-            with anyio.fail_after(self.timeout):
-                return await self._out.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            return None
+        self._from_app_in.send_nowait(dict(event))
 
     async def start(self, group: TaskGroup) -> None:
         """Run the app and wait for ``sse.start`` (or a decline)."""
         group.start_soon(self._run_app)
-        first = await self._next()
+        first = await self._next_event()
         if first is None:
             if self.exception is not None:
                 raise self.exception
@@ -104,23 +83,14 @@ class SSESession:
             self.status_code = int(first.get("status") or 200)
             self.headers = Headers(raw=first.get("headers") or [])
             return
-        body = []
-        while True:
-            event = await self._next()
-            if event is None:
-                break
-            body.append(bytes(event.get("body") or b""))
-            if not event.get("more"):
-                break
+        body = await self._read_body()
         raise SSEDeclined(
-            TestResponse(
-                int(first["status"]), Headers(raw=first.get("headers") or []), b"".join(body)
-            )
+            TestResponse(int(first["status"]), Headers(raw=first.get("headers") or []), body)
         )
 
     async def receive(self) -> Mapping[str, Any] | None:
         """The app's next raw event (send, comment, keepalive, close); ``None`` at the end."""
-        event = await self._next()
+        event = await self._next_event()
         if event is None:
             if self.exception is not None:
                 raise self.exception
@@ -169,15 +139,4 @@ class SSESession:
         """Disconnect the client and wait (briefly) for the app to finish."""
         self._reason = reason
         self._disconnected.set()
-        with anyio.move_on_after(self.close_timeout):
-            await self._app_done.wait()
-
-    def dispose(self) -> None:
-        """Close the in-memory queue (the session is over)."""
-        self._in.close()
-        self._out.close()
-
-    @property
-    def app_finished(self) -> bool:
-        """True once the app has returned."""
-        return self._app_done.is_set()
+        await self._wait_app_done(self.close_timeout)

@@ -22,6 +22,7 @@ from pagi.spec import App, SendMachine
 from pagi.tools.exceptions import WebSocketDisconnect
 from pagi.tools.headers import Headers
 from pagi.tools.testing.response import TestResponse
+from pagi.tools.testing.session import AppSession
 
 __all__ = ["WebSocketDenied", "WebSocketSession"]
 
@@ -34,27 +35,20 @@ class WebSocketDenied(Exception):
         super().__init__(f"WebSocket handshake refused with HTTP {response.status_code}")
 
 
-class WebSocketSession:
+class WebSocketSession(AppSession):
     """The client end of one WebSocket; use it through ``client.websocket()``."""
 
     def __init__(
         self, app: App, scope: dict[str, Any], timeout: float, close_timeout: float
     ) -> None:
-        self.app = app
-        self.scope = scope
-        self.timeout = timeout
+        super().__init__(app, scope, timeout)
         self.close_timeout = close_timeout
         self.machine = SendMachine("websocket", scope.get("extensions"))
         self._to_app_in, self._to_app_out = anyio.create_memory_object_stream[Mapping[str, Any]](
             math.inf
         )
-        self._from_app_in, self._from_app_out = anyio.create_memory_object_stream[
-            Mapping[str, Any]
-        ](math.inf)
-        self._app_done = anyio.Event()
         self._client_closed = False
         self._disconnect_event: Mapping[str, Any] | None = None
-        self.exception: BaseException | None = None
         #: The subprotocol and extra headers the app chose in ``websocket.accept``.
         self.subprotocol: str | None = None
         self.accept_headers = Headers()
@@ -88,15 +82,6 @@ class WebSocketSession:
             )
         self._from_app_in.send_nowait(dict(event))
 
-    async def _run_app(self) -> None:
-        try:
-            await self.app(self.scope, self._receive, self._send)
-        except Exception as exc:
-            self.exception = exc
-        finally:
-            self._from_app_in.close()
-            self._app_done.set()
-
     # -- the client side the test drives -------------------------------------
 
     async def start(self, group: TaskGroup) -> None:
@@ -116,17 +101,8 @@ class WebSocketSession:
                 self._denial(403, [(b"content-type", b"text/plain")], b"Forbidden")
             )
         # websocket.http.response.start: collect the denial body.
-        body = []
-        while True:
-            event = await self._next_event()
-            if event is None:
-                break
-            body.append(bytes(event.get("body") or b""))
-            if not event.get("more"):
-                break
-        raise WebSocketDenied(
-            self._denial(int(first["status"]), first.get("headers") or [], b"".join(body))
-        )
+        body = await self._read_body()
+        raise WebSocketDenied(self._denial(int(first["status"]), first.get("headers") or [], body))
 
     def _denial(self, status: int, headers: Any, body: bytes) -> TestResponse:
         return TestResponse(status, Headers(raw=headers), body, exception=self.exception)
@@ -134,13 +110,6 @@ class WebSocketSession:
     def _raise_app_error(self) -> None:
         if self.exception is not None:
             raise self.exception
-
-    async def _next_event(self) -> Mapping[str, Any] | None:
-        try:
-            with anyio.fail_after(self.timeout):
-                return await self._from_app_out.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            return None
 
     async def send_text(self, data: str) -> None:
         """Send a text message to the app."""
@@ -196,15 +165,10 @@ class WebSocketSession:
                 {"type": "websocket.disconnect", "code": code, "reason": reason}
             )
         self._client_closed = True
-        with anyio.move_on_after(self.close_timeout):
-            await self._app_done.wait()
+        await self._wait_app_done(self.close_timeout)
 
     def dispose(self) -> None:
         """Close the in-memory queues (the session is over)."""
-        for stream in (self._to_app_in, self._to_app_out, self._from_app_in, self._from_app_out):
-            stream.close()
-
-    @property
-    def app_finished(self) -> bool:
-        """True once the app has returned."""
-        return self._app_done.is_set()
+        super().dispose()
+        self._to_app_in.close()
+        self._to_app_out.close()
