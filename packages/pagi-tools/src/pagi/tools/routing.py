@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 from pagi.spec import App, Receive, Scope, Send
@@ -145,10 +145,26 @@ class BaseRoute:
 
 class _PathRoute(BaseRoute):
     scope_type = "http"
+    #: The class name the "exactly one of endpoint and app=" error gives.
+    _label: ClassVar[str] = "Route"
 
     def __init__(
-        self, path: str, app: App, name: str | None, middleware: Sequence[MiddlewareFactory] | None
+        self,
+        path: str,
+        endpoint: Any,
+        app: App | None,
+        name: str | None,
+        middleware: Sequence[MiddlewareFactory] | None,
+        adapt: Callable[[Any], App],
     ) -> None:
+        # Exactly one of a handler (``adapt`` turns it into an app; a class is
+        # an app already) and a raw ``app=``; the name defaults to the handler's.
+        if (endpoint is None) == (app is None):
+            raise TypeError(f"{type(self)._label} needs exactly one of endpoint and app=")
+        if app is None:
+            app = endpoint if isinstance(endpoint, type) else adapt(endpoint)
+        if name is None:
+            name = getattr(endpoint, "__name__", None)
         self.path = path
         self.regex, self.template, self.convertors = compile_path(path)
         self.name = name
@@ -196,12 +212,7 @@ class Route(_PathRoute):
         name: str | None = None,
         middleware: Sequence[MiddlewareFactory] | None = None,
     ) -> None:
-        if (endpoint is None) == (app is None):
-            raise TypeError("Route needs exactly one of endpoint and app=")
-        if app is None:
-            app = endpoint if isinstance(endpoint, type) else request_response(endpoint)  # type: ignore[assignment,arg-type]
-        assumed = getattr(endpoint, "__name__", None)
-        super().__init__(path, app, name if name is not None else assumed, middleware)  # type: ignore[arg-type]
+        super().__init__(path, endpoint, app, name, middleware, request_response)
         if methods is None:
             methods = _endpoint_methods(endpoint) or ["GET"]
         self.methods = {m.upper() for m in methods}
@@ -234,6 +245,7 @@ class WebSocketRoute(_PathRoute):
     """A WebSocket route; ``endpoint`` is ``async (websocket) -> None`` or a class."""
 
     scope_type = "websocket"
+    _label = "WebSocketRoute"
 
     def __init__(
         self,
@@ -244,19 +256,14 @@ class WebSocketRoute(_PathRoute):
         name: str | None = None,
         middleware: Sequence[MiddlewareFactory] | None = None,
     ) -> None:
-        if (endpoint is None) == (app is None):
-            raise TypeError("WebSocketRoute needs exactly one of endpoint and app=")
-        if app is None:
-            app = endpoint if isinstance(endpoint, type) else websocket_session(endpoint)  # type: ignore[assignment,arg-type]
-        super().__init__(
-            path, app, name if name is not None else getattr(endpoint, "__name__", None), middleware
-        )  # type: ignore[arg-type]
+        super().__init__(path, endpoint, app, name, middleware, websocket_session)
 
 
 class SSERoute(_PathRoute):
     """An SSE route; ``endpoint`` is ``async (sse) -> None`` or a class. Any method matches."""
 
     scope_type = "sse"
+    _label = "SSERoute"
 
     def __init__(
         self,
@@ -267,13 +274,7 @@ class SSERoute(_PathRoute):
         name: str | None = None,
         middleware: Sequence[MiddlewareFactory] | None = None,
     ) -> None:
-        if (endpoint is None) == (app is None):
-            raise TypeError("SSERoute needs exactly one of endpoint and app=")
-        if app is None:
-            app = endpoint if isinstance(endpoint, type) else sse_session(endpoint)  # type: ignore[assignment,arg-type]
-        super().__init__(
-            path, app, name if name is not None else getattr(endpoint, "__name__", None), middleware
-        )  # type: ignore[arg-type]
+        super().__init__(path, endpoint, app, name, middleware, sse_session)
 
 
 def mount_scope(scope: Scope, matched: str) -> dict[str, Any]:
@@ -428,12 +429,9 @@ class Router:
         middleware: Sequence[MiddlewareFactory] | None = None,
     ) -> Callable[[F], F]:
         """Decorator: register an HTTP handler for ``path`` and ``methods``."""
-
-        def register(handler: F) -> F:
-            self.add(Route(path, handler, methods=methods, name=name, middleware=middleware))
-            return handler
-
-        return register
+        return self._registrar(
+            lambda handler: Route(path, handler, methods=methods, name=name, middleware=middleware)
+        )
 
     def get(self, path: str, **options: Any) -> Callable[[F], F]:
         """``@router.get(path)``."""
@@ -463,12 +461,9 @@ class Router:
         middleware: Sequence[MiddlewareFactory] | None = None,
     ) -> Callable[[F], F]:
         """Decorator: register a WebSocket handler."""
-
-        def register(handler: F) -> F:
-            self.add(WebSocketRoute(path, handler, name=name, middleware=middleware))
-            return handler
-
-        return register
+        return self._registrar(
+            lambda handler: WebSocketRoute(path, handler, name=name, middleware=middleware)
+        )
 
     def sse(
         self,
@@ -478,9 +473,15 @@ class Router:
         middleware: Sequence[MiddlewareFactory] | None = None,
     ) -> Callable[[F], F]:
         """Decorator: register an SSE handler."""
+        return self._registrar(
+            lambda handler: SSERoute(path, handler, name=name, middleware=middleware)
+        )
+
+    def _registrar(self, make_route: Callable[[Any], BaseRoute]) -> Callable[[F], F]:
+        """A decorator that adds ``make_route(handler)`` and returns the handler unchanged."""
 
         def register(handler: F) -> F:
-            self.add(SSERoute(path, handler, name=name, middleware=middleware))
+            self.add(make_route(handler))
             return handler
 
         return register
