@@ -27,6 +27,7 @@ from pagi.tools.testing.websocket import WebSocketSession
 __all__ = ["SyncSSESession", "SyncStreamingResponse", "SyncWebSocketSession", "TestClient"]
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 class SyncStreamingResponse:
@@ -206,6 +207,14 @@ class TestClient:
             with start_blocking_portal(self.backend) as portal:
                 yield portal
 
+    @contextlib.contextmanager
+    def _blocking(
+        self, manager: contextlib.AbstractAsyncContextManager[S]
+    ) -> Generator[tuple[BlockingPortal, S], None, None]:
+        """Enter the async context ``manager`` through the portal; yield both."""
+        with self._portal_ctx() as portal, portal.wrap_async_context_manager(manager) as inner:
+            yield portal, inner
+
     def _run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         with self._portal_ctx() as portal:
             return portal.call(lambda: fn(*args, **kwargs))
@@ -247,30 +256,17 @@ class TestClient:
         self, method: str, url: str, **kwargs: Any
     ) -> Generator[SyncStreamingResponse, None, None]:
         """See :meth:`AsyncTestClient.stream`."""
-        with (
-            self._portal_ctx() as portal,
-            portal.wrap_async_context_manager(
-                self.async_client.stream(method, url, **kwargs)
-            ) as response,
-        ):
+        with self._blocking(self.async_client.stream(method, url, **kwargs)) as (portal, response):
             yield SyncStreamingResponse(portal, response)
 
     @contextlib.contextmanager
     def websocket(self, url: str, **kwargs: Any) -> Generator[SyncWebSocketSession, None, None]:
         """See :meth:`AsyncTestClient.websocket`."""
-        with (
-            self._portal_ctx() as portal,
-            portal.wrap_async_context_manager(
-                self.async_client.websocket(url, **kwargs)
-            ) as session,
-        ):
+        with self._blocking(self.async_client.websocket(url, **kwargs)) as (portal, session):
             yield SyncWebSocketSession(portal, session)
 
     @contextlib.contextmanager
     def sse(self, url: str, **kwargs: Any) -> Generator[SyncSSESession, None, None]:
         """See :meth:`AsyncTestClient.sse`."""
-        with (
-            self._portal_ctx() as portal,
-            portal.wrap_async_context_manager(self.async_client.sse(url, **kwargs)) as session,
-        ):
+        with self._blocking(self.async_client.sse(url, **kwargs)) as (portal, session):
             yield SyncSSESession(portal, session)
