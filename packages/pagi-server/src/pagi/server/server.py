@@ -46,7 +46,8 @@ from pagi.server.config import ServerConfig
 from pagi.server.context import ServerContext
 from pagi.server.io import accept
 from pagi.server.lifespan import Lifespan, LifespanFailure
-from pagi.server.protocols.http1 import H1Connection, simple_response
+from pagi.server.protocols.http1 import H1Connection
+from pagi.server.protocols.http1_response import simple_response
 from pagi.server.protocols.http2 import H2Connection
 from pagi.server.proxy import ProxyTrust
 from pagi.server.scope import ConnectionInfo

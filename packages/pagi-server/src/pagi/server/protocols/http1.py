@@ -43,15 +43,12 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from http import HTTPStatus
-from typing import IO
 
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
 from pagi.server.context import ServerContext
-from pagi.server.io import TransportStream
 from pagi.server.protocols.http1_parser import (
     H2_PREFACE,
     ChunkedReader,
@@ -60,221 +57,15 @@ from pagi.server.protocols.http1_parser import (
     RequestHead,
     parse_head,
 )
+from pagi.server.protocols.http1_response import H1Response, simple_response
 from pagi.server.scope import ConnectionInfo, build_scope, wants_event_stream
 from pagi.server.streams.http import HTTPStream
 from pagi.server.transport import Outbox
 from pagi.spec import DisconnectReason
 
-__all__ = ["H1Connection", "simple_response"]
+__all__ = ["H1Connection"]
 
 log = logging.getLogger("pagi.server")
-
-_STATUS_LINES: dict[int, bytes] = {}
-
-
-def status_line(status: int) -> bytes:
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = ""
-        line = f"HTTP/1.1 {status} {phrase}\r\n".encode("latin-1")
-        _STATUS_LINES[status] = line
-    return line
-
-
-def simple_response(
-    status: int,
-    date: bytes,
-    *,
-    text: str | None = None,
-    headers: tuple[tuple[bytes, bytes], ...] = (),
-    close: bool = True,
-) -> bytes:
-    """A complete ``text/plain`` response the server sends on its own (R-HERR-1)."""
-    body = ((text if text is not None else HTTPStatus(status).phrase) + "\n").encode("utf-8")
-    lines = [
-        status_line(status),
-        b"content-type: text/plain; charset=utf-8\r\n",
-        b"content-length: %d\r\n" % len(body),
-        b"date: " + date + b"\r\n",
-        b"server: pagi\r\n",
-    ]
-    lines.extend(name + b": " + value + b"\r\n" for name, value in headers)
-    if close:
-        lines.append(b"connection: close\r\n")
-    lines.append(b"\r\n")
-    lines.append(body)
-    return b"".join(lines)
-
-
-def _tokens(value: bytes) -> set[bytes]:
-    return {t.strip().lower() for t in value.split(b",")}
-
-
-_NO_BODY = frozenset({204, 304})
-
-
-class _H1Response:
-    """The HTTP/1.x framing of one response (implements ``ResponseWire``)."""
-
-    __slots__ = (
-        "_conn",
-        "_head",
-        "_http10",
-        "_is_head",
-        "_mode",
-        "_trailers",
-        "announce_keep_alive",
-        "bytes_sent",
-        "head_written",
-        "keep_alive",
-        "status",
-    )
-
-    def __init__(self, conn: H1Connection, *, is_head: bool, http10: bool, keep_alive: bool):
-        self._conn = conn
-        self._is_head = is_head
-        self._http10 = http10
-        self.keep_alive = keep_alive
-        self._head = b""
-        self._mode = "none"  # "chunked" | "length" | "close" | "none"
-        self._trailers = False
-        #: Say ``connection: keep-alive`` on HTTP/1.1 too (SSE streams, R-SSE-22).
-        self.announce_keep_alive = False
-        self.head_written = False
-        self.status = 0
-        self.bytes_sent = 0
-
-    def start(self, status: int, headers: list[tuple[bytes, bytes]], trailers: bool) -> None:
-        self.status = status
-        out = [status_line(status)]
-        length: int | None = None
-        has_date = has_server = False
-        no_body = self._is_head or status in _NO_BODY
-        for name, value in headers:
-            name = name.lower()
-            if name == b"content-length":
-                length = int(value)  # validated by the stream (streams/http.py)
-                if status == 204 or (trailers and not self._http10 and not no_body):
-                    continue  # 204 carries no length; trailers need chunked framing
-            elif name == b"transfer-encoding":
-                continue  # the server owns framing (R-HTTP-21)
-            elif name == b"connection":
-                if b"close" in _tokens(value):
-                    self.keep_alive = False
-                continue
-            elif name == b"date":
-                has_date = True
-            elif name == b"server":
-                has_server = True
-            out.append(name + b": " + value + b"\r\n")
-        if no_body:
-            self._mode = "none"
-        elif trailers and not self._http10:
-            self._mode = "chunked"
-            self._trailers = True
-        elif length is not None:
-            self._mode = "length"
-        elif self._http10:
-            self._mode = "close"  # no chunked for HTTP/1.0: the close ends the body
-            self.keep_alive = False
-        else:
-            self._mode = "chunked"
-        conn = self._conn
-        if conn.ctx.draining or conn.closing:
-            self.keep_alive = False
-        if self._mode == "chunked":
-            out.append(b"transfer-encoding: chunked\r\n")
-        out.extend(n + b": " + v + b"\r\n" for n, v in conn.ctx.server_fields(has_date, has_server))
-        if not self.keep_alive:
-            out.append(b"connection: close\r\n")
-        elif self._http10 or self.announce_keep_alive:
-            out.append(b"connection: keep-alive\r\n")
-        out.append(b"\r\n")
-        self._head = b"".join(out)
-
-    def _frame(self, data: bytes, final: bool) -> bytes:
-        mode = self._mode
-        if mode == "chunked":
-            framed = b"%x\r\n%s\r\n" % (len(data), data) if data else b""
-            if final and not self._trailers:
-                framed += b"0\r\n\r\n"
-            return framed
-        if mode == "length":
-            return data  # the stream holds the body to the content-length
-        if mode == "close":
-            return data
-        return b""
-
-    async def body(self, data: bytes, final: bool) -> None:
-        payload = self._frame(bytes(data), final)
-        if not self.head_written:
-            payload = self._head + payload
-            self.head_written = True
-        self.bytes_sent += len(data)
-        outbox = self._conn.outbox
-        if final:
-            outbox.write_nowait(payload, wake=False)
-            await outbox.flush()
-        elif payload:
-            await outbox.write(payload)
-
-    async def sendfile(self, fh: IO[bytes], offset: int, count: int) -> bool:
-        """Send ``count`` bytes of a file with zero copy when the framing allows.
-
-        Only plain-TCP asyncio connections qualify (``io.TransportStream``),
-        and only bodies framed by content-length (or HTTP/1.0 close): chunked
-        framing and TLS need the bytes in user space. False: not done, the
-        caller streams the file instead.
-        """
-        stream = self._conn.stream
-        if (
-            not isinstance(stream, TransportStream)
-            or not stream.can_sendfile
-            or self._mode not in ("length", "close")
-        ):
-            return False
-        outbox = self._conn.outbox
-        if not self.head_written:
-            self.head_written = True
-            outbox.write_nowait(self._head, wake=False)
-        self.bytes_sent += count
-        if count:
-            try:
-                await stream.sendfile(fh, offset, count)
-            except anyio.BrokenResourceError:
-                outbox.abort(DisconnectReason.WRITE_ERROR)
-        return True
-
-    async def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
-        if self._mode == "chunked":
-            fields = b"".join(n.lower() + b": " + v + b"\r\n" for n, v in headers)
-            await self._conn.outbox.write(b"0\r\n" + fields + b"\r\n")
-        await self._conn.outbox.flush()
-
-    async def flush(self) -> None:
-        if not self.head_written:
-            self.head_written = True
-            await self._conn.outbox.write(self._head)
-        await self._conn.outbox.flush()
-
-    async def send_continue(self) -> None:
-        self._conn.outbox.write_nowait(b"HTTP/1.1 100 Continue\r\n\r\n")
-        await self._conn.outbox.flush()
-
-    def error_response(self, status: int) -> None:
-        self.status = status
-        self.keep_alive = False
-        self.head_written = True
-        conn = self._conn
-        conn.outbox.write_nowait(simple_response(status, conn.ctx.date_value()))
-
-    def abort(self) -> None:
-        # Closing without the final chunk (or short of content-length) is how
-        # HTTP/1.1 tells a client the response is incomplete (R-HERR-6).
-        self.keep_alive = False
 
 
 class _Switch:
@@ -558,7 +349,7 @@ class H1Connection:
         )
         if scope_type == "http":
             scope["extensions"]["fullflush"] = {}
-        wire = _H1Response(
+        wire = H1Response(
             self,
             is_head=head.method == "HEAD",
             http10=head.http_version == "1.0",
@@ -690,7 +481,7 @@ class H1Connection:
         """Run the app for one request; return whether the connection may continue."""
         scope = stream.scope
         wire = stream.wire
-        assert isinstance(wire, _H1Response)
+        assert isinstance(wire, H1Response)
         scope["pagi.transport"] = self.outbox.handle()
         self._requests += 1
         started = time.perf_counter()
@@ -717,7 +508,7 @@ class H1Connection:
         access_log = self.ctx.access_log
         if access_log is not None:
             wire = stream.wire
-            assert isinstance(wire, _H1Response)
+            assert isinstance(wire, H1Response)
             access_log.log(
                 stream.scope, wire.status, wire.bytes_sent, time.perf_counter() - started
             )

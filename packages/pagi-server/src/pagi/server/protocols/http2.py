@@ -45,8 +45,8 @@ import h2.exceptions
 import h2.settings
 
 from pagi.server.context import ServerContext
-from pagi.server.protocols.http1 import simple_response
 from pagi.server.protocols.http1_parser import H2_PREFACE
+from pagi.server.protocols.http1_response import simple_response
 from pagi.server.scope import ConnectionInfo, build_scope, wants_event_stream
 from pagi.server.streams.http import HTTPStream
 from pagi.server.transport import Outbox

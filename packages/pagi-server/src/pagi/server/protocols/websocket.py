@@ -78,7 +78,7 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
 from wsproto.utilities import LocalProtocolError, generate_accept_token
 
-from pagi.server.protocols.http1 import simple_response, status_line
+from pagi.server.protocols.http1_response import simple_response, status_line
 from pagi.server.streams.http import HTTPStream
 from pagi.server.streams.websocket import WebSocketStream
 from pagi.spec import DisconnectReason
