@@ -536,6 +536,11 @@ class H1Connection:
         from pagi.server.protocols.websocket import serve_websocket_over_http1
 
         assert switch.stream is not None
+        if self.outbox.direct:
+            with anyio.CancelScope() as scope:
+                self._task_scope = scope
+                await serve_websocket_over_http1(self, switch.stream, switch.leftover)
+            return
         async with anyio.create_task_group() as tg:
             self._task_scope = tg.cancel_scope
             self.outbox.spawn = tg.start_soon  # the writer may start again as needed
