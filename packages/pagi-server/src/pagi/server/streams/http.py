@@ -15,10 +15,11 @@ are turned into calls on the driver's :class:`ResponseWire`, which owns the
 framing (chunked, Content-Length, HTTP/2 DATA frames). Because HTTP/1.1 and
 HTTP/2 both go through this class, the event rules exist once.
 
-The request body is buffered up to ``body_buffer`` bytes; past that the
-driver stops reading the socket until the application catches up
-(:meth:`wait_room`), so an app that reads slowly never makes the server hold
-an unbounded body.
+The request body arrives one of two ways. A pull-model driver (HTTP/1.1)
+sets :attr:`source`, and ``receive`` asks it for more only when the app
+wants it: backpressure without a buffer. A push-model driver (HTTP/2) calls
+:meth:`feed` / :meth:`end_body` as DATA frames arrive; there the body is
+bounded by ``max_body_size`` and HTTP/2's own flow control.
 
 ``receive`` follows R-HTTP-11..15: queued body bytes are delivered as one
 event (coalesced), the last with ``more=False``; once the body is exhausted
@@ -94,7 +95,6 @@ class HTTPStream:
     """One HTTP request/response exchange, as the application sees it."""
 
     __slots__ = (
-        "_body_buffer",
         "_body_complete",
         "_body_size",
         "_changed",
@@ -103,9 +103,6 @@ class HTTPStream:
         "_final_delivered",
         "_length_left",
         "_queued",
-        "_reader_done",
-        "_room",
-        "body_timeout",
         "connection",
         "declared_length",
         "discarded",
@@ -125,8 +122,6 @@ class HTTPStream:
         transport: TransportHandle | None,
         expect_continue: bool = False,
         has_body: bool = True,
-        body_timeout: float = 0.0,
-        body_buffer: int = 65536,
     ) -> None:
         self.scope = scope
         self.wire = wire
@@ -141,13 +136,9 @@ class HTTPStream:
         self._body_size = 0
         self._body_complete = not has_body
         self._final_delivered = False
-        self._reader_done = False
         self._length_left: int | None = None  # declared response bytes not yet sent
         self._continue_pending = expect_continue and has_body
         self._changed: anyio.Event | None = None
-        self._room: anyio.Event | None = None
-        self._body_buffer = body_buffer
-        self.body_timeout = body_timeout
         #: Status the server sends if the app never responds (413 after an oversized body).
         self.error_status = 500
         #: True once the app is done and leftover body bytes are being thrown away.
@@ -189,31 +180,6 @@ class HTTPStream:
         self._body_complete = True
         self._notify()
 
-    def has_room(self) -> bool:
-        """False while the app has a full buffer of unread body."""
-        return self._queued < self._body_buffer or self.discarding or not self.is_open
-
-    async def wait_room(self) -> None:
-        """Block the driver's reader while the app has a full buffer of unread body."""
-        while self._queued >= self._body_buffer and not self.discarding and self.is_open:
-            self._room = anyio.Event()
-            await self._room.wait()
-
-    @property
-    def is_open(self) -> bool:
-        return not self.connection._ended
-
-    def reader_gone(self) -> None:
-        """The driver stopped reading: no more body bytes will come."""
-        self._reader_done = True
-        self._notify()
-        self._wake_room()
-
-    async def wait_body_complete(self) -> None:
-        """Wait until the body ended or the driver stopped reading."""
-        while not self._body_complete and not self._reader_done:
-            await self.wait_changed()
-
     def body_timed_out(self) -> None:
         """The client stopped sending its body: 408 if the app has not answered."""
         self.error_status = 408
@@ -228,12 +194,10 @@ class HTTPStream:
         self.discarding = True
         self._chunks.clear()
         self._queued = 0
-        self._wake_room()
 
     def _on_disconnected(self, reason: str) -> None:
         # Step 5 of R-CONN-40: the disconnect becomes visible to receive().
         self._notify()
-        self._wake_room()
         if self.source is not None:
             self.source.wake()
 
@@ -252,11 +216,6 @@ class HTTPStream:
         if self._changed is not None:
             self._changed.set()
             self._changed = None
-
-    def _wake_room(self) -> None:
-        if self._room is not None:
-            self._room.set()
-            self._room = None
 
     async def run(self, app: App) -> BaseException | None:
         """Call the app for this request, then apply the backstop; return its exception.
@@ -309,7 +268,6 @@ class HTTPStream:
                 data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
                 chunks.clear()
                 self._queued = 0
-                self._wake_room()
                 more = not self._body_complete
                 if not more:
                     self._final_delivered = True
@@ -319,7 +277,7 @@ class HTTPStream:
                 self._continue_pending = False
                 await self.wire.send_continue()
             source = self.source
-            if source is not None and not self._reader_done:
+            if source is not None:
                 await source.pull(self)
                 continue
             # A client that stalls mid-body is timed out by the driver
