@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING
 import anyio
 
 from pagi.server.io import TransportStream
+from pagi.server.streams.http import bodiless
 from pagi.spec import DisconnectReason
 
 if TYPE_CHECKING:
@@ -74,9 +75,6 @@ def _tokens(value: bytes) -> set[bytes]:
     return {t.strip().lower() for t in value.split(b",")}
 
 
-_NO_BODY = frozenset({204, 304})
-
-
 class H1Response:
     """The HTTP/1.x framing of one response (implements ``ResponseWire``)."""
 
@@ -113,7 +111,7 @@ class H1Response:
         out = [status_line(status)]
         length: int | None = None
         has_date = has_server = False
-        no_body = self._is_head or status in _NO_BODY
+        no_body = bodiless(self._is_head, status)
         for name, value in headers:
             name = name.lower()
             if name == b"content-length":

@@ -48,7 +48,7 @@ from pagi.server.context import ServerContext
 from pagi.server.protocols.http1_parser import H2_PREFACE
 from pagi.server.protocols.http1_response import simple_response
 from pagi.server.scope import ConnectionInfo, build_scope, wants_event_stream
-from pagi.server.streams.http import HTTPStream
+from pagi.server.streams.http import HTTPStream, bodiless
 from pagi.server.transport import Outbox
 from pagi.spec import DisconnectReason
 
@@ -70,6 +70,7 @@ class _H2Response:
     __slots__ = (
         "_conn",
         "_headers",
+        "_is_head",
         "_no_body",
         "_sid",
         "_trailers",
@@ -83,6 +84,7 @@ class _H2Response:
         self._conn = conn
         self._sid = stream_id
         self._headers: list[tuple[bytes, bytes]] = []
+        self._is_head = is_head
         self._no_body = is_head
         self._trailers = False
         self.head_written = False
@@ -106,8 +108,7 @@ class _H2Response:
         out.extend(self._conn.ctx.server_fields(has_date, has_server))
         self._headers = out
         self._trailers = trailers
-        if status in (204, 304):
-            self._no_body = True
+        self._no_body = bodiless(self._is_head, status)
 
     def _send_head(self, end_stream: bool) -> None:
         self.head_written = True

@@ -43,7 +43,7 @@ from pagi.server.connection import RequestConnection
 from pagi.server.transport import TransportHandle
 from pagi.spec import App, DisconnectReason, Event, EventError, SendMachine
 
-__all__ = ["HTTPStream", "ResponseWire"]
+__all__ = ["HTTPStream", "ResponseWire", "bodiless"]
 
 _FILE_CHUNK = 256 * 1024
 
@@ -79,6 +79,15 @@ class ResponseWire(Protocol):
 
     def abort(self) -> None:
         """End a response that cannot be completed (HTTP/1.1: close; HTTP/2: reset)."""
+
+
+def bodiless(is_head: bool, status: int) -> bool:
+    """True when a response carries no body: a HEAD answer, 204 or 304 (RFC 9110).
+
+    Its headers (content-length included) still go out; body bytes the app
+    sends are dropped. Every driver and the content-length check use this one rule.
+    """
+    return is_head or status == 204 or status == 304
 
 
 class BodySource(Protocol):
@@ -331,8 +340,8 @@ class HTTPStream:
             headers = list(event.get("headers") or ())
             declared = _declared_length(headers)
             # HEAD, 204 and 304 announce a length without sending the body.
-            bodiless = self.scope.get("method") == "HEAD" or event["status"] in (204, 304)
-            self._length_left = None if bodiless else declared
+            no_body = bodiless(self.scope.get("method") == "HEAD", event["status"])
+            self._length_left = None if no_body else declared
             self.wire.start(event["status"], headers, bool(event.get("trailers")))
             self.connection.mark_started()
         elif event_type == "http.response.trailers":
