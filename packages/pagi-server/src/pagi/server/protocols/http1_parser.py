@@ -43,6 +43,7 @@ __all__ = [
     "ParseError",
     "RequestHead",
     "parse_head",
+    "split_tokens",
 ]
 
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP/(\d)\.(\d)")
@@ -81,7 +82,8 @@ class RequestHead:
     accept: bytes
 
 
-def _split_tokens(value: bytes) -> list[bytes]:
+def split_tokens(value: bytes) -> list[bytes]:
+    """The lower-cased, trimmed items of a comma-separated header value."""
     return [t.strip().lower() for t in value.split(b",") if t.strip()]
 
 
@@ -173,11 +175,11 @@ def parse_head(
                 raise ParseError(400, "Invalid Content-Length")
             content_length = int(value)
         elif name == b"transfer-encoding":
-            transfer_encoding = (transfer_encoding or []) + _split_tokens(value)
+            transfer_encoding = (transfer_encoding or []) + split_tokens(value)
         elif name == b"host":
             hosts += 1
         elif name == b"connection":
-            connection += _split_tokens(value)
+            connection += split_tokens(value)
         elif name == b"upgrade":
             upgrade = value
         elif name == b"expect":

@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING
 import anyio
 
 from pagi.server.io import TransportStream
+from pagi.server.protocols.http1_parser import split_tokens
 from pagi.server.streams.http import bodiless
 from pagi.spec import DisconnectReason
 
@@ -71,10 +72,6 @@ def simple_response(
     return b"".join(lines)
 
 
-def _tokens(value: bytes) -> set[bytes]:
-    return {t.strip().lower() for t in value.split(b",")}
-
-
 class H1Response:
     """The HTTP/1.x framing of one response (implements ``ResponseWire``)."""
 
@@ -121,7 +118,7 @@ class H1Response:
             elif name == b"transfer-encoding":
                 continue  # the server owns framing (R-HTTP-21)
             elif name == b"connection":
-                if b"close" in _tokens(value):
+                if b"close" in split_tokens(value):
                     self.keep_alive = False
                 continue
             elif name == b"date":

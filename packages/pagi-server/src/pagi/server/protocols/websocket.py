@@ -78,6 +78,7 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
 from wsproto.utilities import LocalProtocolError, generate_accept_token
 
+from pagi.server.protocols.http1_parser import split_tokens
 from pagi.server.protocols.http1_response import simple_response, status_line
 from pagi.server.streams.http import HTTPStream
 from pagi.server.streams.websocket import WebSocketStream
@@ -121,7 +122,7 @@ def _values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
 
 
 def _tokens(values: list[bytes]) -> set[bytes]:
-    return {t.strip().lower() for value in values for t in value.split(b",")}
+    return {token for value in values for token in split_tokens(value)}
 
 
 def check_handshake(scope: dict[str, Any]) -> bytes:
