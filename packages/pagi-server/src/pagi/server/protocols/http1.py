@@ -52,10 +52,11 @@ from pagi.server.context import ServerContext
 from pagi.server.protocols.http1_parser import (
     H2_PREFACE,
     ChunkedReader,
+    HeadParser,
     LengthReader,
     ParseError,
     RequestHead,
-    parse_head,
+    split_tokens,
 )
 from pagi.server.protocols.http1_response import H1Response, simple_response
 from pagi.server.scope import ConnectionInfo, build_scope, wants_event_stream
@@ -87,6 +88,7 @@ class H1Connection:
         "_buf",
         "_current",
         "_linger_on_close",
+        "_parser",
         "_phase",
         "_pulling",
         "_raw",
@@ -125,6 +127,12 @@ class H1Connection:
         self.closing = False
         self._raw: socket.socket | None = stream.extra(SocketAttribute.raw_socket, None)
         self._buf = bytearray(initial)
+        self._parser = HeadParser(
+            max_line=self.cfg.max_request_line_size,
+            max_head=self.cfg.max_header_size,
+            max_fields=self.cfg.max_header_count,
+            max_body=self.cfg.max_body_size,
+        )
         self._current: HTTPStream | None = None
         self._body: LengthReader | ChunkedReader | None = None
         self._phase = "idle"  # idle | head | body | busy | wait | upgraded
@@ -308,13 +316,7 @@ class H1Connection:
                         return _Switch("h2", bytes(buf))
                 else:
                     try:
-                        head = parse_head(
-                            buf,
-                            max_line=cfg.max_request_line_size,
-                            max_head=cfg.max_header_size,
-                            max_fields=cfg.max_header_count,
-                            max_body=cfg.max_body_size,
-                        )
+                        head = self._parser.parse(buf)
                     except ParseError as exc:
                         await self._send_error(exc.status, exc.reason)
                         return None
@@ -333,7 +335,7 @@ class H1Connection:
         await self._linger()
 
     def _on_request(self, head: RequestHead) -> HTTPStream:
-        if head.upgrade and head.method == "GET" and b"websocket" in head.upgrade.lower():
+        if head.upgrade and head.method == "GET" and b"websocket" in split_tokens(head.upgrade):
             scope_type = "websocket"
         elif head.accept and wants_event_stream(head.accept):
             scope_type = "sse"
