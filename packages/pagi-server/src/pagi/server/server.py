@@ -46,6 +46,7 @@ from pagi.server.config import ServerConfig
 from pagi.server.context import ServerContext
 from pagi.server.io import accept
 from pagi.server.lifespan import Lifespan, LifespanFailure
+from pagi.server.net.listeners import listener_addresses, listener_closed, open_listeners
 from pagi.server.protocols.http1 import H1Connection
 from pagi.server.protocols.http1_response import simple_response
 from pagi.server.protocols.http2 import H2Connection
@@ -119,7 +120,7 @@ class Server:
         listening socket cannot be bound.
         """
         if self.config.workers > 1 and self.worker_num is None and not self._sockets:
-            Supervisor(self).run()
+            Supervisor(self.config, self._run_worker).run()
             return
         backend = "trio" if self.config.loop_type == "trio" else "asyncio"
         options: dict[str, Any] = {}
@@ -146,6 +147,19 @@ class Server:
         except OSError as exc:
             log.error("cannot listen: %s", exc)
             raise SystemExit(1) from None
+
+    def _run_worker(self, sock: socket.socket, number: int) -> int:
+        """The body of one pre-fork worker: this server's app and options on ``sock``."""
+        worker = Server(
+            self.app,
+            config=self.config.replace(workers=1),
+            access_log=self.access_log_stream,
+            worker_num=number,
+            sockets=[sock],
+        )
+        worker.handle_sigint = False
+        worker.run()
+        return 0
 
     async def _serve_with_signals(self) -> None:
         failure: BaseException | None = None
@@ -300,29 +314,8 @@ class Server:
                     await anyio.sleep(0.02)
 
     async def _listen(self) -> list[anyio.abc.SocketListener]:
-        cfg = self.config
-        listeners: list[anyio.abc.SocketListener] = []
-        if self._sockets:
-            for sock in self._sockets:
-                listeners.append(await anyio.abc.SocketListener.from_socket(sock))
-        elif cfg.fd is not None:
-            sock = socket.socket(fileno=cfg.fd)
-            listeners.append(await anyio.abc.SocketListener.from_socket(sock))
-        elif cfg.uds:
-            remove_stale_socket(cfg.uds)
-            listeners.append(await anyio.create_unix_listener(cfg.uds, backlog=cfg.backlog))
-        else:
-            multi = await anyio.create_tcp_listener(
-                local_host=cfg.host, local_port=cfg.port, backlog=cfg.backlog
-            )
-            listeners.extend(multi.listeners)  # type: ignore[arg-type]
-        self.addresses = []
-        for listener in listeners:
-            address = listener.extra(SocketAttribute.local_address)
-            if isinstance(address, tuple):
-                self.addresses.append((str(address[0]), int(address[1])))
-            else:
-                self.addresses.append((str(address), None))
+        listeners = await open_listeners(self.config, self._sockets)
+        self.addresses = listener_addresses(listeners)
         return listeners
 
     def _banner(self, secure: bool) -> None:
@@ -401,11 +394,6 @@ class Server:
             await H1Connection(ctx, stream, info).run()
 
 
-def listener_closed(exc: OSError) -> bool:
-    """True for the errors a listening socket gives once it has been closed."""
-    return exc.errno in (errno.EBADF, errno.EINVAL, errno.ENOTSOCK)
-
-
 def _connection_info(
     raw: anyio.abc.ByteStream,
     tls: dict[str, Any] | None,
@@ -438,20 +426,3 @@ async def _refuse(stream: anyio.abc.ByteStream, ctx: ServerContext) -> None:
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
     await stream.aclose()
-
-
-def remove_stale_socket(path: str) -> None:
-    """Unlink a Unix socket file nobody listens on; refuse if a server is there."""
-    if os.path.exists(path) and _is_stale_socket(path):
-        os.unlink(path)
-
-
-def _is_stale_socket(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except OSError:
-        return True
-    finally:
-        probe.close()
-    raise OSError(errno.EADDRINUSE, f"another server is listening on {path}")

@@ -1,9 +1,11 @@
 """Pre-fork worker supervisor for ``--workers N``.
 
 The supervisor binds the listening socket once, then forks N workers that
-each run a full :class:`~pagi.server.server.Server` (own event loop, own
-lifespan, R-LIFE-2) on the inherited socket; the kernel spreads the
-connections. The supervisor only watches:
+each run the callable it was given on the inherited socket (the server
+passes one that runs a full server there: own event loop, own lifespan,
+R-LIFE-2); the kernel spreads the connections. The supervisor knows nothing
+of servers, protocols or apps: it imports only the configuration, so it
+can supervise any worker body. It only watches:
 
 * a worker that dies is replaced, unless it exited with status 3 (its
   lifespan startup failed): respawning would fail the same way, so the
@@ -16,8 +18,8 @@ connections. The supervisor only watches:
   plus a margin, or on a second signal, stragglers get SIGKILL;
 * SIGHUP restarts the workers one at a time (rolling restart).
 
-Every option reaches the workers unchanged: each worker is built from the
-supervising server's own config, app and access log (the Perl server
+Every option reaches the workers unchanged: the worker callable closes over
+the supervising server's own config, app and access log (the Perl server
 dropped several options, server-digest 8.8).
 """
 
@@ -28,12 +30,12 @@ import os
 import signal
 import socket
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-if TYPE_CHECKING:
-    from pagi.server.server import Server
+from pagi.server.config import ServerConfig
+from pagi.server.net.listeners import remove_stale_socket
 
-__all__ = ["STARTUP_FAILED", "Supervisor"]
+__all__ = ["STARTUP_FAILED", "Supervisor", "WorkerBody"]
 
 log = logging.getLogger("pagi.server")
 
@@ -41,13 +43,16 @@ STARTUP_FAILED = 3
 _KILL_MARGIN = 5.0
 _QUICK_DEATH = 1.0
 
+#: What a worker process runs: ``(listening socket, worker number) -> exit status``.
+WorkerBody = Callable[[socket.socket, int], int]
+
 
 class Supervisor:
     """Forks and supervises worker processes; see the module docstring."""
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.config = server.config
+    def __init__(self, config: ServerConfig, work: WorkerBody) -> None:
+        self.config = config
+        self.work = work
         self.count = self.config.workers
         self.workers: dict[int, tuple[int, float]] = {}  # pid -> (worker number, start time)
         self.stopping = False
@@ -60,8 +65,6 @@ class Supervisor:
         if cfg.fd is not None:
             return socket.socket(fileno=cfg.fd)
         if cfg.uds:
-            from pagi.server.server import remove_stale_socket
-
             remove_stale_socket(cfg.uds)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.bind(cfg.uds)
@@ -79,7 +82,7 @@ class Supervisor:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
                     signal.signal(signum, signal.SIG_DFL)
-                code = self._worker(sock, number)
+                code = self.work(sock, number)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
@@ -87,21 +90,6 @@ class Supervisor:
             finally:
                 os._exit(code)
         self.workers[pid] = (number, time.monotonic())
-
-    def _worker(self, sock: socket.socket, number: int) -> int:
-        from pagi.server.server import Server
-
-        parent = self.server
-        worker = Server(
-            parent.app,
-            config=self.config.replace(workers=1),
-            access_log=parent.access_log_stream,
-            worker_num=number,
-            sockets=[sock],
-        )
-        worker.handle_sigint = False
-        worker.run()
-        return 0
 
     def run(self) -> None:
         """Supervise until told to stop; exits the process with the right status."""
