@@ -75,6 +75,13 @@ class ServerConfig:
         "WebSocket messages queued for an app that does not receive; more closes with 1008",
         "limits",
     )
+    max_receive_queue_bytes: int = _opt(
+        64 * 1024 * 1024,
+        "decompressed WebSocket payload bytes queued for an app that does not receive;"
+        " at this many the server stops reading the socket until the app has taken"
+        " the queue below half (never closes; the queue stays under this plus one message)",
+        "limits",
+    )
     write_high_watermark: int = _opt(
         65536, "buffered outbound bytes at which send() blocks (pagi.transport)", "limits"
     )
@@ -196,6 +203,7 @@ class ServerConfig:
             "max_ws_message_size",
             "max_ws_frame_size",
             "max_receive_queue",
+            "max_receive_queue_bytes",
             "write_high_watermark",
         )
         for name in positive:

@@ -19,11 +19,13 @@ hands the socket to :func:`serve_websocket_over_http1`. From there on a
 3. **Open**: three tasks share the socket. The *reader* feeds bytes to a
    server-side ``wsproto`` connection and turns its events into whole
    messages for the stream (fragments reassembled, pings answered, UTF-8
-   checked per fragment by ``wsproto``); the outbox *writer* sends what the
-   app and the server queued; the *timer* sends keepalive pings and watches
-   the pong, idle and close deadlines. Every frame is produced by one
-   synchronous ``wsproto`` call and queued whole, so concurrent senders
-   never interleave frames and the deflate context stays in order.
+   checked per fragment by ``wsproto``) and stops reading while the
+   stream's receive queue is full (see *Backpressure* below); the outbox
+   *writer* sends what the app and the server queued; the *timer* sends
+   keepalive pings and watches the pong, idle and close deadlines. Every
+   frame is produced by one synchronous ``wsproto`` call and queued whole,
+   so concurrent senders never interleave frames and the deflate context
+   stays in order.
 4. **Closing**: whoever closes first decides what the app is told
    (R-WS-30..34): a peer's Close is echoed and reported with its own code
    (1005 when it had none); a server-side close (app, shutdown 1001, queue
@@ -40,9 +42,25 @@ Limits: a frame over ``max_ws_frame_size`` or a message over
 ``max_ws_message_size`` (counted after decompression, and decompression
 stops at the limit, so a small compressed bomb cannot inflate) closes with
 1009. Up to ``max_receive_queue`` messages wait for an app that does not
-receive; one more closes with 1008. The permessage-deflate compressor uses
+receive; one more closes with 1008: that count is the hard limit, for
+floods of small messages. The permessage-deflate compressor uses
 ``ws_deflate_window_bits`` and a memory level to match, about 32 KiB per
 connection at the default of 12 bits instead of zlib's 256 KiB.
+
+Backpressure: the receive queue is also bounded in bytes, by
+``max_receive_queue_bytes`` of decompressed payload, and that bound never
+closes the connection. ``wsproto`` parses frames lazily, so the reader
+stops pulling events from it as soon as a queued message leaves the stream
+:attr:`~pagi.server.streams.websocket.WebSocketStream.backlogged`; the
+rest of the bytes already read stay unparsed in ``wsproto``'s buffer
+(at most one 64 KiB read) and the socket is not read again. The client's
+writes then stall in TCP. When the app has taken the queue down to half the
+bound (or the session ends, e.g. a server-side Close whose answer must be
+read) the reader parses what it held and reads on. The queue therefore never
+holds more than the bound plus one message. While reading is paused, pings
+from the peer wait unanswered with the rest of its bytes, and neither the
+pong deadline of our keepalive nor ``ws_idle_timeout`` runs: both restart
+when reading resumes.
 
 ``ws_idle_timeout`` counts data messages only, in either direction: a peer
 that answers keepalive pings but says nothing is idle (Close 1001, reason
@@ -360,6 +378,7 @@ class WebSocketSession:
             self,
             transport=self.outbox.handle(),
             max_queue=self.cfg.max_receive_queue,
+            max_queue_bytes=self.cfg.max_receive_queue_bytes,
         )
         self.ws: Connection | None = None
         self.bytes_sent = 0
@@ -367,6 +386,7 @@ class WebSocketSession:
         self._handshake_over = anyio.Event()
         self._fragments: list[Any] = []
         self._failed = False  # a protocol violation: stop parsing, discard input
+        self._backlogged = False  # the receive queue is full: parse and read nothing more
         self._half_closed = False
         self._close_sent_at: float | None = None
         self._draining = False
@@ -502,6 +522,9 @@ class WebSocketSession:
     async def _reader(self) -> None:
         stream = self.conn.stream
         while True:
+            if self._backlogged:
+                await self._wait_for_room()
+                continue
             try:
                 data = await stream.receive(65536)
             except (anyio.EndOfStream, anyio.BrokenResourceError):
@@ -526,6 +549,23 @@ class WebSocketSession:
             if self.outbox.buffered >= self.outbox.high:
                 await self.outbox.write(b"")  # owed pongs wait for the client to read
 
+    async def _wait_for_room(self) -> None:
+        """Backpressure: read nothing until the app has drained the queue, then go on."""
+        await self.stream.wait_room()
+        self._backlogged = False
+        now = anyio.current_time()
+        self._last_activity = now  # the peer was not idle: we were not listening
+        if self._unanswered_since is not None:
+            self._unanswered_since = now  # its pong may be among the unread bytes
+        if self._timer_wakeup is not None:
+            self._timer_wakeup.set()  # deadlines changed (the timer runs only if needed)
+        ws = self.ws
+        if ws is None or self._failed or ws.state is ConnectionState.CLOSED:
+            return
+        self._process()  # the frames left unparsed when the queue filled
+        if self.outbox.buffered >= self.outbox.high:
+            await self.outbox.write(b"")
+
     def _on_eof(self, reason: str) -> None:
         ws = self.ws
         if ws is None or ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
@@ -536,9 +576,26 @@ class WebSocketSession:
         ws = self.ws
         assert ws is not None
         ws.receive_data(data)
+        self._process()
+
+    def _process(self) -> None:
+        """Act on the events in what ``wsproto`` holds, until it needs more or the queue fills.
+
+        Leaving ``ws.events()`` early is safe: the frame parser keeps its
+        state, and the unparsed bytes, in the connection, and the next call
+        carries on where this one stopped.
+        """
+        ws = self.ws
+        assert ws is not None
+        if self.stream.backlogged:
+            self._backlogged = True
+            return
         for event in ws.events():
             if isinstance(event, Message):
                 self._on_message(event)
+                if self.stream.backlogged:
+                    self._backlogged = True
+                    return
             elif isinstance(event, Ping):
                 if ws.state is ConnectionState.OPEN:
                     self._write(event.response())
@@ -749,13 +806,15 @@ class WebSocketSession:
                         if self._ka_timeout and self._unanswered_since is None:
                             self._unanswered_since = now
                     deadline = min(deadline, self._next_ping)
-                if self._unanswered_since is not None and self._ka_timeout:
+                # While reading is paused a pong cannot be seen and the peer is
+                # not idle; _wait_for_room restarts both clocks and wakes us.
+                if self._unanswered_since is not None and self._ka_timeout and not self._backlogged:
                     due = self._unanswered_since + self._ka_timeout
                     if now >= due:
                         self._abort(DisconnectReason.KEEPALIVE_TIMEOUT)  # R-WS-43
                         return
                     deadline = min(deadline, due)
-                if idle:
+                if idle and not self._backlogged:
                     due = self._last_activity + idle
                     if now >= due:
                         self._server_close(1001, "idle timeout", DisconnectReason.IDLE_TIMEOUT)

@@ -22,11 +22,24 @@ Receiving follows the spec's order: the first ``receive`` returns
 ``websocket.connect`` (R-WS-10); then whole messages in arrival order;
 finally one ``websocket.disconnect`` whose ``code``/``reason`` the driver
 chose according to R-WS-30..34, returned again on every later call so an
-application parked on ``receive`` never hangs. Messages the application has
-not collected are held in a queue of at most ``max_queue`` entries; the
-driver learns from :meth:`feed_message` returning ``False`` that it is full
-and closes with 1008 ``queue_overflow`` (R-WSP-4) instead of buffering
-without bound.
+application parked on ``receive`` never hangs.
+
+Messages the application has not collected wait in a queue with two bounds:
+
+* **Bytes, by backpressure.** The queue counts the payload of every message
+  as it is held in memory, after decompression (:func:`payload_size`). Once
+  it reaches ``max_queue_bytes`` :attr:`backlogged` turns true and the
+  driver stops reading the socket, so the client's writes stall in TCP
+  instead of the server's memory growing; :meth:`wait_room` returns when
+  the application has taken the queue down to half the bound (or the
+  session has ended, so the driver can read the peer's Close). The driver
+  checks :attr:`backlogged` after each message it queues, so the queue never
+  holds more than the bound plus one message (``max_ws_message_size``).
+  The byte bound never closes the connection.
+* **Messages, by closing.** At most ``max_queue`` entries: the driver learns
+  from :meth:`feed_message` returning ``False`` that one more would not fit
+  and closes with 1008 ``queue_overflow`` (R-WSP-4) instead of buffering
+  without bound. This is the hard limit, for floods of small messages.
 
 Decisions where the specification is silent (docs/spec, "Decisions"):
 
@@ -43,6 +56,7 @@ Decisions where the specification is silent (docs/spec, "Decisions"):
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from typing import Any, Protocol
 
@@ -51,10 +65,24 @@ import anyio
 from pagi.server.transport import TransportHandle
 from pagi.spec import EXT_WEBSOCKET_HTTP_RESPONSE, Event, EventError, SendMachine
 
-__all__ = ["WebSocketStream", "WebSocketWire", "parse_subprotocols"]
+__all__ = ["WebSocketStream", "WebSocketWire", "parse_subprotocols", "payload_size"]
 
 _FORBIDDEN_BODY = b"Forbidden\n"
 _TEXT_PLAIN = (b"content-type", b"text/plain; charset=utf-8")
+_EMPTY_STR_SIZE = sys.getsizeof("")
+
+
+def payload_size(data: str | bytes) -> int:
+    """Bytes a queued message's payload holds in memory, for the queue's byte bound.
+
+    A binary message counts its length. A text message counts the storage of
+    its ``str``: one byte per character when it is ASCII (its UTF-8 length),
+    otherwise 1, 2 or 4 bytes per character, whichever the widest character
+    needs (plus a few bytes of header), since that is what memory holds.
+    """
+    if isinstance(data, str):
+        return max(len(data), sys.getsizeof(data) - _EMPTY_STR_SIZE)
+    return len(data)
 
 
 class WebSocketWire(Protocol):
@@ -100,8 +128,12 @@ class WebSocketStream:
         "_denial",
         "_disconnect",
         "_max_queue",
+        "_max_queue_bytes",
         "_messages",
+        "_queued_bytes",
         "_responded",
+        "_resume_at",
+        "_room",
         "machine",
         "scope",
         "status",
@@ -115,6 +147,7 @@ class WebSocketStream:
         *,
         transport: TransportHandle | None,
         max_queue: int,
+        max_queue_bytes: int,
     ) -> None:
         scope.pop("pagi.connection", None)  # http scopes only (R-CONN-17)
         scope.pop("method", None)
@@ -126,7 +159,12 @@ class WebSocketStream:
         self.wire = wire
         self.machine = SendMachine("websocket", scope["extensions"])
         self._max_queue = max_queue
-        self._messages: deque[dict[str, Any]] = deque()
+        self._max_queue_bytes = max_queue_bytes
+        self._resume_at = max_queue_bytes // 2
+        # Each entry is an event and its payload_size(); the sizes add up to _queued_bytes.
+        self._messages: deque[tuple[dict[str, Any], int]] = deque()
+        self._queued_bytes = 0
+        self._room: anyio.Event | None = None
         self._connect_delivered = False
         self._disconnect: dict[str, Any] | None = None
         self._responded = False  # an HTTP response (403/denial) replaced the upgrade
@@ -145,16 +183,38 @@ class WebSocketStream:
     def accepted(self) -> bool:
         return self.status == 101
 
+    @property
+    def queued_bytes(self) -> int:
+        """Payload bytes waiting for the application (see :func:`payload_size`)."""
+        return self._queued_bytes
+
+    @property
+    def backlogged(self) -> bool:
+        """True while the driver must not read: the byte bound is reached, the session live."""
+        return self._queued_bytes >= self._max_queue_bytes and not self.ended
+
+    async def wait_room(self) -> None:
+        """Wait until the app has taken the queue down to half the byte bound, or the end."""
+        while self._queued_bytes > self._resume_at and not self.ended:
+            room = self._room = anyio.Event()
+            await room.wait()
+
     def feed_message(self, data: str | bytes) -> bool:
-        """Queue one whole message; ``False`` when the queue is full (caller closes 1008)."""
+        """Queue one whole message; ``False`` when the count is full (caller closes 1008).
+
+        The byte bound is the caller's to keep, by reading no more while
+        :attr:`backlogged`; this method queues whatever it is given.
+        """
         if self._disconnect is not None:
             return True
         if len(self._messages) >= self._max_queue:
             return False
+        size = payload_size(data)
         if isinstance(data, str):
-            self._messages.append({"type": "websocket.receive", "text": data})
+            self._messages.append(({"type": "websocket.receive", "text": data}, size))
         else:
-            self._messages.append({"type": "websocket.receive", "bytes": data})
+            self._messages.append(({"type": "websocket.receive", "bytes": data}, size))
+        self._queued_bytes += size
         self._notify()
         return True
 
@@ -163,11 +223,17 @@ class WebSocketStream:
         if self._disconnect is None and not self._responded:
             self._disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
             self._notify()
+            self._wake_reader()
 
     def _notify(self) -> None:
         if self._changed is not None:
             self._changed.set()
             self._changed = None
+
+    def _wake_reader(self) -> None:
+        if self._room is not None:
+            self._room.set()
+            self._room = None
 
     # --- the application's side ----------------------------------------------------
     async def receive(self) -> dict[str, Any]:
@@ -177,7 +243,11 @@ class WebSocketStream:
                 self._connect_delivered = True
                 return {"type": "websocket.connect"}
             if self._messages:
-                return self._messages.popleft()
+                event, size = self._messages.popleft()
+                self._queued_bytes -= size
+                if self._queued_bytes <= self._resume_at:
+                    self._wake_reader()
+                return event
             if self._disconnect is not None:
                 return dict(self._disconnect)
             if self._responded:
@@ -244,4 +314,5 @@ class WebSocketStream:
         self._responded = True
         self.status = status
         self._notify()
+        self._wake_reader()
         await self.wire.respond(status, headers, body)
