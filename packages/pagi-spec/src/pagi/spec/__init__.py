@@ -43,6 +43,8 @@ from pagi.spec.scopes import (
 from pagi.spec.states import IGNORE, SendMachine
 from pagi.spec.types import App, ConnectionState, Event, Receive, Scope, Send, Transport
 from pagi.spec.validation import (
+    ASGI_EVENT_TYPES,
+    ASGI_RENAMED_KEYS,
     receive_event_types,
     send_event_types,
     validate_header_name,
@@ -53,6 +55,8 @@ from pagi.spec.validation import (
 )
 
 __all__ = [
+    "ASGI_EVENT_TYPES",
+    "ASGI_RENAMED_KEYS",
     "CORE_VERSION",
     "EXT_FULLFLUSH",
     "EXT_TLS",

@@ -12,8 +12,13 @@ calls ``validate_send_event`` on every ``send``, the Lint middleware and the
 test client do the same, so the three agree by construction.
 
 Keys that are not in a rule are never looked at (R-ERR-5: forward
-compatibility). A key whose value is ``None`` counts as absent for optional
-fields, following the Perl ``undef`` convention.
+compatibility), with one exception: the keys ASGI spells differently
+(``ASGI_RENAMED_KEYS``). An ASGI application run as a PAGI one by mistake
+would otherwise be half understood (``more_body`` ignored, so a streamed
+body ends after its first chunk), so a sent event carrying one raises with
+the PAGI spelling and the way to run ASGI apps. A key whose value is
+``None`` counts as absent for optional fields, following the Perl
+``undef`` convention.
 
 Ordering rules (which event may follow which) live in ``pagi.spec.states``.
 """
@@ -25,12 +30,15 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from pagi.spec.constants import MAX_INT64, MIN_INT64
 from pagi.spec.errors import EventError
 
 __all__ = [
+    "ASGI_EVENT_TYPES",
+    "ASGI_RENAMED_KEYS",
     "receive_event_types",
     "send_event_types",
     "validate_header_name",
@@ -45,6 +53,38 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Field values: any byte but the C0 controls (HTAB allowed) and DEL. CR, LF and
 # NUL are the ones R-HTTP-30 names; the rest are refused for the same reason.
 _BAD_VALUE_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+#: Keys of sent events that ASGI spells differently, with what PAGI uses instead.
+ASGI_RENAMED_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "more_body": "'more'",
+        "more_trailers": "one http.response.trailers event carrying every trailer (no 'more')",
+    }
+)
+#: ASGI event types whose job a PAGI event does under another name.
+ASGI_EVENT_TYPES: Mapping[str, str] = MappingProxyType(
+    {
+        "http.response.pathsend": "http.response.body with 'file' (the path)",
+        "http.response.zerocopysend": (
+            "http.response.body with 'fh' (ASGI's 'file'), 'offset' and 'length' (ASGI's 'count')"
+        ),
+    }
+)
+_RUN_ASGI = (
+    "this looks like an ASGI application: run it with `pagi-server --interface asgi` "
+    "or wrap it in pagi.tools.asgi.ASGIApp"
+)
+
+
+def _refuse_asgi_keys(event: Mapping[str, Any], event_type: str) -> None:
+    for key, pagi_spelling in ASGI_RENAMED_KEYS.items():
+        if key in event:
+            raise EventError(
+                event_type,
+                key,
+                f"is ASGI's spelling; PAGI uses {pagi_spelling} ({_RUN_ASGI})",
+            )
 
 
 def validate_header_name(name: object, event_type: str, field: str = "headers") -> bytes:
@@ -400,11 +440,13 @@ def _validate(
         raise EventError(event_type, None, f"belongs to no known scope type ({scope_type!r})")
     rules = per_scope.get(event_type)
     if rules is None:
-        raise EventError(
-            event_type,
-            "type",
-            f"is not an event a {scope_type} application can {direction} (R-ERR-3)",
-        )
+        problem = f"is not an event a {scope_type} application can {direction} (R-ERR-3)"
+        pagi_name = ASGI_EVENT_TYPES.get(event_type) if direction == "send" else None
+        if pagi_name is not None:
+            problem += f"; it is an ASGI event, PAGI sends {pagi_name} ({_RUN_ASGI})"
+        raise EventError(event_type, "type", problem)
+    if direction == "send":
+        _refuse_asgi_keys(event, event_type)
     fields, whole = rules
     for rule in fields:
         value = event.get(rule.name)
@@ -426,7 +468,9 @@ def validate_send_event(scope_type: str, event: object) -> str:
     required field, has a field of the wrong type or out of range, carries
     header bytes that may not reach the wire, or has a type that
     ``scope_type`` does not define (R-ERR-1..3). Unknown extra keys are
-    ignored (R-ERR-5). Ordering is checked separately by
+    ignored (R-ERR-5), except the ASGI spellings of PAGI keys
+    (``ASGI_RENAMED_KEYS``, e.g. ``more_body``), which raise with a message
+    naming the PAGI key and ``--interface asgi``. Ordering is checked separately by
     :mod:`pagi.spec.states`.
     """
     return _validate(_SEND_RULES, scope_type, event, "send")
