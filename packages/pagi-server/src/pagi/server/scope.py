@@ -8,7 +8,6 @@ driver can disagree with another about them.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -22,7 +21,6 @@ __all__ = [
     "decode_path",
     "merge_cookie_headers",
     "split_target",
-    "wants_event_stream",
 ]
 
 _PAGI_INFO = {"version": CORE_VERSION, "spec_version": WWW_SPEC_VERSION}
@@ -98,25 +96,6 @@ def merge_cookie_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes
         elif index == first:
             merged.append((b"cookie", b"; ".join(values)))
     return merged
-
-
-_MEDIA_RANGE = re.compile(rb"^\s*text/event-stream\s*(;.*)?$", re.IGNORECASE)
-_Q_ZERO = re.compile(rb";\s*q\s*=\s*0(\.0*)?\s*(;|$)", re.IGNORECASE)
-
-
-def wants_event_stream(accept: bytes) -> bool:
-    """True when an Accept value names ``text/event-stream`` with a non-zero q (R-SSE-1).
-
-    Wildcards (``*/*``, ``text/*``) do not count: a plain browser request
-    must stay an ``http`` scope (decision on A-3).
-    """
-    if b"event-stream" not in accept.lower():
-        return False
-    for media_range in accept.split(b","):
-        match = _MEDIA_RANGE.match(media_range)
-        if match is not None and not _Q_ZERO.search(media_range):
-            return True
-    return False
 
 
 def build_scope(

@@ -56,10 +56,10 @@ from pagi.server.protocols.http1_parser import (
     LengthReader,
     ParseError,
     RequestHead,
-    split_tokens,
 )
 from pagi.server.protocols.http1_response import H1Response, simple_response
-from pagi.server.scope import ConnectionInfo, build_scope, wants_event_stream
+from pagi.server.scope import ConnectionInfo, build_scope
+from pagi.server.streams.dispatch import choose_scope_type
 from pagi.server.streams.http import HTTPStream
 from pagi.server.transport import Outbox
 from pagi.spec import DisconnectReason
@@ -135,7 +135,7 @@ class H1Connection:
         )
         self._current: HTTPStream | None = None
         self._body: LengthReader | ChunkedReader | None = None
-        self._phase = "idle"  # idle | head | body | busy | wait | upgraded
+        self._phase = "idle"  # idle | head | body | busy | wait | upgraded | closing
         self._since = 0.0  # when the current phase's clock started
         self._timed_out: str | None = None  # the phase whose deadline passed
         self._pulling = False
@@ -170,19 +170,20 @@ class H1Connection:
         except Exception:
             log.exception("connection handler failed")
         finally:
-            self.ctx.connections.discard(self)
             if self._current is not None:
                 self._current.disconnect(DisconnectReason.SERVER_SHUTDOWN)
             with anyio.CancelScope(shield=True):
                 await self._close()
+            self.ctx.connections.discard(self)
 
     async def _close(self) -> None:
-        try:
-            with anyio.move_on_after(1):
-                await self.outbox.flush()
-            await self.stream.aclose()
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
+        """Close once the last byte has left, or reset at ``write_timeout``.
+
+        Until then the connection stays registered: it counts toward
+        ``max_connections`` and the ticker enforces the write timeout.
+        """
+        self._enter("closing")
+        await self.outbox.close()
 
     def begin_drain(self) -> None:
         """Finish the request in flight, then close; an idle connection closes now."""
@@ -294,6 +295,10 @@ class H1Connection:
                     await self.outbox.flush()
                     await self._linger()
                 return None
+            # No further request is read (or parsed) while the answers so far
+            # sit above the high mark: a client that pipelines and never reads
+            # gets no more than the outbound buffer holds.
+            await self.outbox.flush()
         return None
 
     async def _read_head(self) -> RequestHead | _Switch | None:
@@ -335,12 +340,7 @@ class H1Connection:
         await self._linger()
 
     def _on_request(self, head: RequestHead) -> HTTPStream:
-        if head.upgrade and head.method == "GET" and b"websocket" in split_tokens(head.upgrade):
-            scope_type = "websocket"
-        elif head.accept and wants_event_stream(head.accept):
-            scope_type = "sse"
-        else:
-            scope_type = "http"
+        scope_type = choose_scope_type(head.method, upgrade=head.upgrade, accept=head.accept)
         scope = build_scope(
             scope_type,
             self.info,

@@ -61,6 +61,8 @@ import enum
 import re
 from dataclasses import dataclass
 
+from pagi.server.streams.dispatch import split_tokens
+
 __all__ = [
     "H2_PREFACE",
     "ChunkedReader",
@@ -151,11 +153,6 @@ class RequestHead:
     upgrade: bytes  # the Upgrade value when Connection names "upgrade", else b""
     accept: bytes
     connect: bool = False  # a CONNECT request: nothing after it is parsed as HTTP
-
-
-def split_tokens(value: bytes) -> list[bytes]:
-    """The lower-cased, trimmed items of a comma-separated header value."""
-    return [t.strip().lower() for t in value.split(b",") if t.strip()]
 
 
 _LONE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
