@@ -4,6 +4,10 @@ Each middleware is a class taking the app (plus keyword options) and
 exposing one ``async __call__(scope, receive, send)``. :class:`Middleware`
 holds a class and its options until a router or a route applies it, so
 lists of middleware read top (outermost) to bottom.
+
+:mod:`pagi.tools.middleware.base` holds the helpers for writing one (its
+``Middleware`` base class is re-exported here as ``BaseMiddleware``, since
+``Middleware`` is the deferred wrapper).
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from pagi.spec import App
+from pagi.tools.middleware.base import Middleware as BaseMiddleware
+from pagi.tools.middleware.base import OptionError, ResponseStart
 
-__all__ = ["Middleware"]
+__all__ = ["BaseMiddleware", "Middleware", "OptionError", "ResponseStart"]
 
 
 class Middleware:
