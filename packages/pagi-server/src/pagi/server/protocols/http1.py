@@ -535,7 +535,7 @@ class H1Connection:
             self.ctx.connections.discard(self)
             await H2Connection(self.ctx, self.stream, self.info, initial=switch.leftover).run()
             return
-        from pagi.server.protocols.websocket import serve_websocket_over_http1
+        from pagi.server.protocols.http1_websocket import serve_websocket_over_http1
 
         assert switch.stream is not None
         if self.outbox.direct:

@@ -1,42 +1,43 @@
-"""WebSocket framing (RFC 6455 over ``wsproto``) and the HTTP/1.1 upgrade.
+"""A WebSocket session (RFC 6455 framing over ``wsproto``) on any carrier.
 
 Theory of operation
 -------------------
-The HTTP/1.1 driver parses the upgrade request like any other request, then
-hands the socket to :func:`serve_websocket_over_http1`. From there on a
-:class:`WebSocketSession` owns the connection:
+Once a request has been dispatched as a ``websocket`` scope and its
+handshake checked (``ws_handshake``), a :class:`WebSocketSession` runs the
+application and the frames. It never touches a socket: it reads and writes
+through a :class:`WebSocketCarrier`, which is either an HTTP/1.1 connection
+after its upgrade request (``http1_websocket``) or one HTTP/2 stream opened
+by an Extended CONNECT (RFC 8441, in the HTTP/2 driver). The carrier frames
+the handshake answer its own way (``101`` or ``:status 200``), owns the
+outbound buffer and its watermarks, and says how the bytes ended; the
+session is the same on both.
 
-1. **Handshake check** (:func:`check_handshake`): version 13, a 16-byte
-   base64 key, ``Upgrade: websocket`` and ``Connection: upgrade``. A bad
-   handshake gets ``400`` (or ``426`` with ``Sec-WebSocket-Version: 13``)
-   and the application is never called.
-2. **Handshake with the app**: the scope gets ``subprotocols``, the denial
+1. **Handshake with the app**: the scope has ``subprotocols``, the denial
    extension and ``pagi.transport``; the app's first ``receive`` is
    ``websocket.connect``. Its answer goes through the session's
-   :class:`~pagi.server.streams.websocket.WebSocketWire` methods: ``101``
-   (with permessage-deflate when the client offered it and the server allows
-   it), ``403`` or the app's own HTTP response.
-3. **Open**: three tasks share the socket. The *reader* feeds bytes to a
+   :class:`~pagi.server.streams.websocket.WebSocketWire` methods: an accept
+   (with permessage-deflate when the client offered it and the server
+   allows it), ``403`` or the app's own HTTP response.
+2. **Open**: the *reader* (in the session's I/O task) feeds bytes to a
    server-side ``wsproto`` connection and turns its events into whole
    messages for the stream (fragments reassembled, pings answered, UTF-8
-   checked per fragment by ``wsproto``) and stops reading while the
-   stream's receive queue is full (see *Backpressure* below); the outbox
-   *writer* sends what the app and the server queued; the *timer* sends
-   keepalive pings and watches the pong, idle and close deadlines. Every
-   frame is produced by one synchronous ``wsproto`` call and queued whole,
-   so concurrent senders never interleave frames and the deflate context
-   stays in order.
-4. **Closing**: whoever closes first decides what the app is told
+   checked per fragment by ``wsproto``), and stops reading while the
+   stream's receive queue is full (see *Backpressure*); the *timer*, started
+   only when something needs it, sends keepalive pings and watches the
+   pong, idle and close deadlines. Every frame is produced by one
+   synchronous ``wsproto`` call and queued whole, so concurrent senders
+   never interleave frames and the deflate context stays in order.
+3. **Closing**: whoever closes first decides what the app is told
    (R-WS-30..34): a peer's Close is echoed and reported with its own code
    (1005 when it had none); a server-side close (app, shutdown 1001, queue
    overflow 1008, idle 1001) is reported with the code sent; a protocol
    violation sends 1002/1007/1009 and reports ``protocol_error`` (or
-   ``body_too_large`` for 1009); a drop without a Close frame is 1006 with
-   the reason token (``client_closed``, ``keepalive_timeout``,
-   ``write_error``/``write_timeout``, ``server_shutdown``). After our Close
-   the peer has ``ws_close_timeout`` seconds to answer before the TCP
-   connection is dropped; the server closes TCP first, as RFC 6455 7.1.1
-   asks.
+   ``body_too_large`` for 1009); a drop without a Close frame (a TCP close,
+   or an HTTP/2 stream reset) is 1006 with the reason token
+   (``client_closed``, ``keepalive_timeout``, ``write_error``/
+   ``write_timeout``, ``server_shutdown``). After our Close the peer has
+   ``ws_close_timeout`` seconds to answer before the carrier is dropped;
+   the server ends its side first, as RFC 6455 7.1.1 asks.
 
 Limits: a frame over ``max_ws_frame_size`` or a message over
 ``max_ws_message_size`` (counted after decompression, and decompression
@@ -67,19 +68,17 @@ that answers keepalive pings but says nothing is idle (Close 1001, reason
 ``idle_timeout``). ``ws_close_timeout`` of 0 waits for the peer's Close
 without a deadline.
 
-While the session runs it stands in for the HTTP/1.1 connection in the
-server's registry, so a graceful drain reaches it (Close 1001, reason
-``server_shutdown``) and a forced one aborts it.
+While the session runs the carrier registers it with the server, so a
+graceful drain reaches it (Close 1001, reason ``server_shutdown``) and a
+forced one aborts it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import time
-import zlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -92,291 +91,100 @@ from wsproto.events import (
     Pong,
     TextMessage,
 )
-from wsproto.extensions import Extension, PerMessageDeflate
-from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
-from wsproto.utilities import LocalProtocolError, generate_accept_token
+from wsproto.extensions import Extension
+from wsproto.utilities import LocalProtocolError
 
-from pagi.server.protocols.http1_parser import split_tokens
-from pagi.server.protocols.http1_response import simple_response, status_line
-from pagi.server.streams.http import HTTPStream
+from pagi.server.protocols.ws_handshake import (
+    SERVER_OWNED,
+    SizeLimits,
+    accept_fields,
+    negotiate_deflate,
+)
 from pagi.server.streams.websocket import WebSocketStream
+from pagi.server.transport import TransportHandle
 from pagi.spec import DisconnectReason
 
 if TYPE_CHECKING:
-    from pagi.server.config import ServerConfig
-    from pagi.server.protocols.http1 import H1Connection
+    from pagi.server.context import ServerContext
 
-__all__ = ["HandshakeError", "WebSocketSession", "check_handshake", "serve_websocket_over_http1"]
+__all__ = ["WebSocketCarrier", "WebSocketSession"]
 
 log = logging.getLogger("pagi.server")
 
 _PENDING_LIMIT = 65536  # bytes a client may send before the app has accepted
-_DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY)
-_SERVER_OWNED = frozenset(
-    {
-        b"upgrade",
-        b"connection",
-        b"sec-websocket-accept",
-        b"sec-websocket-extensions",
-        b"content-length",
-        b"transfer-encoding",
-    }
-)
 
 
-# --- opening handshake ---------------------------------------------------------------
-class HandshakeError(Exception):
-    """The upgrade request is not a valid RFC 6455 handshake."""
+class WebSocketCarrier(Protocol):
+    """What a session needs from the connection or stream that carries it."""
 
-    def __init__(self, status: int, text: str, headers: tuple[tuple[bytes, bytes], ...] = ()):
-        super().__init__(text)
-        self.status = status
-        self.text = text
-        self.headers = headers
+    @property
+    def peer(self) -> object:
+        """Who is on the other end, for log lines."""
 
+    def transport(self) -> TransportHandle:
+        """The ``pagi.transport`` handle of the carrier's outbound buffer."""
 
-def _values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    return [value for key, value in headers if key == name]
+    def attach(self, session: WebSocketSession) -> None:
+        """Register the session with the server (drain, force close, ticker)."""
 
+    def detach(self, session: WebSocketSession) -> None:
+        """The session is over; undo :meth:`attach`."""
 
-def _tokens(values: list[bytes]) -> set[bytes]:
-    return {token for value in values for token in split_tokens(value)}
+    def writer(self) -> Callable[[], Coroutine[Any, Any, None]] | None:
+        """A writer task to run beside the session, if the buffer needs one."""
 
+    async def receive(self) -> tuple[bytes, str]:
+        """Bytes from the peer; at the end ``(b"", reason)``, or ``(b"", "")`` if we closed."""
 
-def check_handshake(scope: dict[str, Any]) -> bytes:
-    """Validate an upgrade request's head; return its ``Sec-WebSocket-Key``."""
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    if scope.get("http_version") != "1.1":
-        raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1")
-    if b"websocket" not in _tokens(_values(headers, b"upgrade")):
-        raise HandshakeError(400, "Upgrade header does not name websocket")
-    if b"upgrade" not in _tokens(_values(headers, b"connection")):
-        raise HandshakeError(400, "Connection header does not name upgrade")
-    versions = _values(headers, b"sec-websocket-version")
-    if len(versions) != 1 or versions[0].strip() != b"13":
-        raise HandshakeError(
-            426,
-            "Unsupported WebSocket version; this server speaks version 13",
-            ((b"sec-websocket-version", b"13"),),
-        )
-    keys = _values(headers, b"sec-websocket-key")
-    if len(keys) != 1:
-        raise HandshakeError(400, "Exactly one Sec-WebSocket-Key header is required")
-    key = keys[0].strip()
-    try:
-        nonce = base64.b64decode(key, validate=True)
-    except (binascii.Error, ValueError):
-        nonce = b""
-    if len(nonce) != 16:
-        raise HandshakeError(400, "Sec-WebSocket-Key is not a base64-encoded 16-byte value")
-    return key
+    def write_nowait(self, data: bytes) -> None:
+        """Queue bytes without waiting (server-owned frames)."""
 
+    async def write(self, data: bytes) -> None:
+        """Queue bytes, waiting while the buffer is above its high-water mark."""
 
-# --- extensions --------------------------------------------------------------------------
-class _Limits(Extension):
-    """Frame and message size caps, checked as bytes arrive (always active).
+    def congested(self) -> bool:
+        """True while the outbound buffer is at or above its high-water mark."""
 
-    Placed after permessage-deflate, so it counts decompressed bytes.
-    """
+    async def flush(self) -> None:
+        """Wait until what was queued has been handed to the network."""
 
-    name = "x-pagi-limits"  # never negotiated
+    def open(self, fields: list[tuple[bytes, bytes]]) -> None:
+        """Queue the answer that accepts the handshake, with these response fields."""
 
-    def __init__(self, max_frame: int, max_message: int) -> None:
-        self._max_frame = max_frame
-        self._max_message = max_message
-        self._data_frame = False
-        self._size = 0
+    def refuse(self, status: int, fields: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """Queue a complete HTTP response instead of the handshake (denial, 403)."""
 
-    def enabled(self) -> bool:
-        return True
+    async def send_eof(self) -> None:
+        """End our direction after the last queued byte (half-close)."""
 
-    def offer(self) -> bool:
-        return False
+    def abort(self, reason: str) -> None:
+        """Drop the carrier at once (reset)."""
 
-    def frame_inbound_header(
-        self, proto: Any, opcode: Opcode, rsv: RsvBits, payload_length: int
-    ) -> CloseReason | RsvBits:
-        if payload_length > self._max_frame:
-            return CloseReason.MESSAGE_TOO_BIG
-        self._data_frame = not opcode.iscontrol()
-        if opcode in _DATA_OPCODES:
-            self._size = 0
-        return RsvBits(False, False, False)
+    async def finish(self) -> None:
+        """Close once the last byte has left, or reset at the write timeout."""
 
-    def frame_inbound_payload_data(self, proto: Any, data: bytes) -> bytes | CloseReason:
-        if self._data_frame:
-            self._size += len(data)
-            if self._size > self._max_message:
-                return CloseReason.MESSAGE_TOO_BIG
-        return data
+    def check_write_timeout(self, now: float) -> None:
+        """Called by the server's ticker: enforce the write timeout."""
 
 
-class _BoundedDeflate(PerMessageDeflate):
-    """permessage-deflate with bounded inflation and a memory-conscious compressor.
-
-    Differences from ``wsproto``'s class: decompression never produces more
-    than the message limit (a compression bomb closes with 1009 instead of
-    filling memory), a control frame between the fragments of a compressed
-    message does not reset the message's state, and the compressor uses a
-    memory level sized to the window instead of zlib's default.
-    """
-
-    def __init__(self, *, max_message: int, mem_level: int, **options: Any) -> None:
-        super().__init__(**options)
-        self._max_message = max_message
-        self._mem_level = mem_level
-        self._inflated = 0
-        self._control = False
-
-    def frame_inbound_header(
-        self, proto: Any, opcode: Opcode, rsv: RsvBits, payload_length: int
-    ) -> CloseReason | RsvBits:
-        self._control = opcode.iscontrol()
-        if opcode in _DATA_OPCODES:
-            self._inflated = 0
-        result: CloseReason | RsvBits = super().frame_inbound_header(
-            proto, opcode, rsv, payload_length
-        )
-        return result
-
-    def _inflate(self, data: bytes) -> bytes | CloseReason:
-        assert self._decompressor is not None
-        room = self._max_message - self._inflated
-        try:
-            out: bytes = self._decompressor.decompress(data, room + 1)
-        except zlib.error:
-            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
-        if len(out) > room:
-            return CloseReason.MESSAGE_TOO_BIG
-        self._inflated += len(out)
-        return out
-
-    def frame_inbound_payload_data(self, proto: Any, data: bytes) -> bytes | CloseReason:
-        if self._control or not self._inbound_compressed or not self._inbound_is_compressible:
-            return data
-        return self._inflate(bytes(data))
-
-    def frame_inbound_complete(self, proto: Any, fin: bool) -> bytes | CloseReason | None:
-        if self._control or not fin:
-            return None
-        if not self._inbound_compressed:
-            self._inbound_compressed = None
-            return None
-        out = self._inflate(b"\x00\x00\xff\xff")
-        if self.client_no_context_takeover:
-            self._decompressor = None
-        self._inbound_compressed = None
-        return out
-
-    def frame_outbound(
-        self, proto: Any, opcode: Opcode, rsv: RsvBits, data: bytes, fin: bool
-    ) -> tuple[RsvBits, bytes]:
-        if self._compressor is None and opcode in _DATA_OPCODES:
-            self._compressor = zlib.compressobj(
-                zlib.Z_DEFAULT_COMPRESSION,
-                zlib.DEFLATED,
-                -self.server_max_window_bits,
-                self._mem_level,
-            )
-        result: tuple[RsvBits, bytes] = super().frame_outbound(proto, opcode, rsv, data, fin)
-        return result
-
-
-def _parse_offer(offer: str) -> dict[str, str | None] | None:
-    """The parameters of one permessage-deflate offer, or ``None`` if it is invalid."""
-    parts = [p.strip() for p in offer.split(";")]
-    if parts[0].lower() != "permessage-deflate":
-        return None
-    params: dict[str, str | None] = {}
-    for part in parts[1:]:
-        name, eq, value = part.partition("=")
-        name = name.strip().lower()
-        if name in params:
-            return None  # RFC 7692 5: duplicate parameters make the offer invalid
-        if name in ("server_no_context_takeover", "client_no_context_takeover"):
-            if eq:
-                return None
-            params[name] = None
-        elif name in ("server_max_window_bits", "client_max_window_bits"):
-            value = value.strip().strip('"')
-            if not eq:
-                if name == "server_max_window_bits":
-                    return None
-                params[name] = None
-                continue
-            if not value.isdigit() or not 8 <= int(value) <= 15:
-                return None
-            params[name] = value
-        else:
-            return None
-    return params
-
-
-def negotiate_deflate(
-    headers: list[tuple[bytes, bytes]], config: ServerConfig
-) -> tuple[_BoundedDeflate, str] | None:
-    """Accept the first usable permessage-deflate offer: the extension and the reply."""
-    if not config.ws_per_message_deflate:
-        return None
-    ours = config.ws_deflate_window_bits
-    for value in _values(headers, b"sec-websocket-extensions"):
-        for offer in value.decode("latin-1").split(","):
-            params = _parse_offer(offer)
-            if params is None:
-                continue
-            requested = params.get("server_max_window_bits")
-            server_bits = min(int(requested) if requested else 15, ours)
-            if server_bits < 9:
-                continue  # zlib cannot compress with an 8-bit raw window
-            reply = ["permessage-deflate"]
-            server_nct = "server_no_context_takeover" in params
-            client_nct = "client_no_context_takeover" in params
-            if server_nct:
-                reply.append("server_no_context_takeover")
-            if client_nct:
-                reply.append("client_no_context_takeover")
-            if server_bits < 15 or requested is not None:
-                reply.append(f"server_max_window_bits={server_bits}")
-            client_bits = 15
-            if "client_max_window_bits" in params:
-                offered = params["client_max_window_bits"]
-                client_bits = min(int(offered) if offered else 15, ours)
-                reply.append(f"client_max_window_bits={client_bits}")
-            ext = _BoundedDeflate(
-                max_message=config.max_ws_message_size,
-                mem_level=max(1, min(9, server_bits - 7)),
-                client_no_context_takeover=client_nct,
-                server_no_context_takeover=server_nct,
-                client_max_window_bits=max(9, client_bits),
-                server_max_window_bits=server_bits,
-            )
-            ext.finalize("permessage-deflate")
-            return ext, "; ".join(reply)
-    return None
-
-
-# --- the session ---------------------------------------------------------------------------
 class WebSocketSession:
-    """One WebSocket connection after the upgrade request (HTTP/1.1)."""
+    """One WebSocket session, on whatever carries it (see the module docstring)."""
 
     def __init__(
         self,
-        conn: H1Connection,
-        request: HTTPStream,
-        leftover: bytes,
-        key: bytes,
+        ctx: ServerContext,
+        carrier: WebSocketCarrier,
+        scope: dict[str, Any],
+        leftover: bytes = b"",
     ) -> None:
-        self.conn = conn
-        self.ctx = conn.ctx
-        self.cfg = conn.cfg
-        self.outbox = conn.outbox
-        self.key = key
-        scope = request.scope
+        self.ctx = ctx
+        self.cfg = ctx.config
+        self.carrier = carrier
         self.deflate = negotiate_deflate(scope["headers"], self.cfg)
         self.stream = WebSocketStream(
             scope,
             self,
-            transport=self.outbox.handle(),
+            transport=carrier.transport(),
             max_queue=self.cfg.max_receive_queue,
             max_queue_bytes=self.cfg.max_receive_queue_bytes,
         )
@@ -408,11 +216,10 @@ class WebSocketSession:
 
     # --- lifecycle ---------------------------------------------------------------------
     async def run(self) -> None:
+        """Run the application's session to its end; never raises."""
         ctx = self.ctx
         started = time.perf_counter()
-        ctx.connections.discard(self.conn)  # the session is the live connection now
-        ctx.connections.add(self)
-        self.outbox.on_broken = self._on_write_failed
+        self.carrier.attach(self)
         if ctx.draining:
             self._draining = True
         try:
@@ -423,7 +230,7 @@ class WebSocketSession:
                 await self._closed.wait()
                 tg.cancel_scope.cancel()
         finally:
-            ctx.connections.discard(self)
+            self.carrier.detach(self)
             if ctx.access_log is not None:
                 ctx.access_log.log(
                     self.stream.scope,
@@ -462,15 +269,16 @@ class WebSocketSession:
             self._outer.cancel()
 
     def check_timeouts(self, now: float) -> None:
-        self.outbox.check_write_timeout(now)
+        self.carrier.check_write_timeout(now)
 
-    def _on_write_failed(self, reason: str) -> None:
+    def write_failed(self, reason: str) -> None:
+        """The carrier could not deliver our bytes: the session is over (1006)."""
         self._abort(reason)
 
     def _abort(self, reason: str) -> None:
         """Drop the connection without a closing handshake: the app sees 1006."""
         self.stream.disconnected(1006, reason)
-        self.outbox.abort(reason)
+        self.carrier.abort(reason)
         self._set_ending("abort")
 
     def _finish(self) -> None:
@@ -487,8 +295,9 @@ class WebSocketSession:
 
     async def _io(self) -> None:
         async with anyio.create_task_group() as io:
-            if getattr(self.outbox, "spawn", None) is None:
-                io.start_soon(self.outbox.run)  # else the outbox starts its writer on demand
+            writer = self.carrier.writer()
+            if writer is not None:
+                io.start_soon(writer)  # a carrier whose buffer needs a writer task
             self._io_group = io
             needed = (
                 self.cfg.ws_idle_timeout
@@ -508,33 +317,24 @@ class WebSocketSession:
             await self._end.wait()
             if self._ending == "graceful":
                 with anyio.move_on_after(self.cfg.ws_close_timeout or 1.0):
-                    await self.outbox.flush()
+                    await self.carrier.flush()
             io.cancel_scope.cancel()
         self._io_group = None
         with anyio.CancelScope(shield=True):
-            try:
-                await self.conn.stream.aclose()
-            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass
+            await self.carrier.finish()  # registered until the last byte left, or write_timeout
         self._closed.set()
 
     # --- the reader ----------------------------------------------------------------------
     async def _reader(self) -> None:
-        stream = self.conn.stream
+        carrier = self.carrier
         while True:
             if self._backlogged:
                 await self._wait_for_room()
                 continue
-            try:
-                data = await stream.receive(65536)
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                data, reason = b"", DisconnectReason.CLIENT_CLOSED
-            except anyio.ClosedResourceError:
-                return
-            except OSError:
-                data, reason = b"", DisconnectReason.READ_ERROR
+            data, reason = await carrier.receive()
             if not data:
-                self._on_eof(reason)
+                if reason:
+                    self._on_eof(reason)
                 return
             if self.ws is None:
                 if self.stream.ended:
@@ -546,8 +346,8 @@ class WebSocketSession:
             if self._failed or self.ws.state is ConnectionState.CLOSED:
                 continue
             self._feed(data)
-            if self.outbox.buffered >= self.outbox.high:
-                await self.outbox.write(b"")  # owed pongs wait for the client to read
+            if carrier.congested():
+                await carrier.write(b"")  # owed pongs wait for the client to read
 
     async def _wait_for_room(self) -> None:
         """Backpressure: read nothing until the app has drained the queue, then go on."""
@@ -563,8 +363,8 @@ class WebSocketSession:
         if ws is None or self._failed or ws.state is ConnectionState.CLOSED:
             return
         self._process()  # the frames left unparsed when the queue filled
-        if self.outbox.buffered >= self.outbox.high:
-            await self.outbox.write(b"")
+        if self.carrier.congested():
+            await self.carrier.write(b"")
 
     def _on_eof(self, reason: str) -> None:
         ws = self.ws
@@ -643,7 +443,7 @@ class WebSocketSession:
             self.stream.disconnected(code, token)
             if state is ConnectionState.OPEN:
                 self._write(CloseConnection(code=code))
-                log.debug("WebSocket protocol violation from %s: %s", self.conn.info.client, event)
+                log.debug("WebSocket protocol violation from %s: %s", self.carrier.peer, event)
             self._close_sent_at = self._close_sent_at or anyio.current_time()
             self._wake_timer()  # the timer task half-closes; the reader waits for EOF
 
@@ -656,7 +456,7 @@ class WebSocketSession:
         except LocalProtocolError:
             return
         self.bytes_sent += len(data)
-        self.outbox.write_nowait(data)
+        self.carrier.write_nowait(data)
 
     def _server_close(self, code: int, text: str, token: str) -> None:
         """Start a closing handshake the server decided on."""
@@ -670,33 +470,15 @@ class WebSocketSession:
 
     # --- WebSocketWire ---------------------------------------------------------------------
     async def accept(self, subprotocol: str | None, headers: list[tuple[bytes, bytes]]) -> None:
-        lines = [
-            status_line(101),
-            b"upgrade: websocket\r\n",
-            b"connection: Upgrade\r\n",
-            b"sec-websocket-accept: " + generate_accept_token(self.key) + b"\r\n",
-        ]
-        if subprotocol is not None:
-            lines.append(b"sec-websocket-protocol: " + subprotocol.encode("ascii") + b"\r\n")
         extensions: list[Extension] = []
+        reply = None
         if self.deflate is not None:
             ext, reply = self.deflate
-            lines.append(b"sec-websocket-extensions: " + reply.encode("ascii") + b"\r\n")
             extensions.append(ext)
-        extensions.append(_Limits(self.cfg.max_ws_frame_size, self.cfg.max_ws_message_size))
-        has_date = has_server = False
-        for name, value in headers:
-            name = bytes(name).lower()
-            if name in _SERVER_OWNED or (name == b"sec-websocket-protocol" and subprotocol):
-                continue
-            has_date = has_date or name == b"date"
-            has_server = has_server or name == b"server"
-            lines.append(name + b": " + bytes(value) + b"\r\n")
-        lines.extend(
-            n + b": " + v + b"\r\n" for n, v in self.ctx.server_fields(has_date, has_server)
-        )
-        lines.append(b"\r\n")
-        self.outbox.write_nowait(b"".join(lines))
+        extensions.append(SizeLimits(self.cfg.max_ws_frame_size, self.cfg.max_ws_message_size))
+        fields, has_date, has_server = accept_fields(subprotocol, reply, headers)
+        fields.extend(self.ctx.server_fields(has_date, has_server))
+        self.carrier.open(fields)
         self._last_activity = anyio.current_time()
         self.ws = Connection(ConnectionType.SERVER, extensions=extensions)
         pending, self._pending = bytes(self._pending), bytearray()
@@ -705,27 +487,23 @@ class WebSocketSession:
             self._feed(pending)
         if self._draining:
             self._server_close(1001, "server shutdown", DisconnectReason.SERVER_SHUTDOWN)
-        await self.outbox.flush()
+        await self.carrier.flush()
 
     async def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        lines = [status_line(status)]
+        fields: list[tuple[bytes, bytes]] = []
         has_date = has_server = False
         for name, value in headers:
             name = bytes(name).lower()
-            if name in _SERVER_OWNED:
+            if name in SERVER_OWNED:
                 continue
             has_date = has_date or name == b"date"
             has_server = has_server or name == b"server"
-            lines.append(name + b": " + bytes(value) + b"\r\n")
-        lines.append(b"content-length: %d\r\n" % len(body))
-        lines.extend(
-            n + b": " + v + b"\r\n" for n, v in self.ctx.server_fields(has_date, has_server)
-        )
-        lines.append(b"connection: close\r\n\r\n")
+            fields.append((name, bytes(value)))
+        fields.extend(self.ctx.server_fields(has_date, has_server))
         self.bytes_sent += len(body)
-        self.outbox.write_nowait(b"".join(lines) + body)
+        self.carrier.refuse(status, fields, body)
         self._handshake_over.set()
-        await self.outbox.flush()
+        await self.carrier.flush()
         self._finish()
 
     async def send_message(self, data: str | bytes) -> None:
@@ -736,7 +514,7 @@ class WebSocketSession:
         frame = ws.send(message)
         self.bytes_sent += len(frame)
         self._last_activity = anyio.current_time()
-        await self.outbox.write(frame)  # blocks at the high-water mark (R-FLOW-12)
+        await self.carrier.write(frame)  # blocks at the high-water mark (R-FLOW-12)
 
     async def close(self, code: int, reason: str) -> None:
         ws = self.ws
@@ -746,7 +524,7 @@ class WebSocketSession:
         self._write(CloseConnection(code=code, reason=reason))
         self._close_sent_at = anyio.current_time()
         self._wake_timer()
-        await self.outbox.flush()
+        await self.carrier.flush()
 
     def keepalive(self, interval: float, timeout: float | None) -> None:
         self._ka_interval = interval
@@ -764,11 +542,8 @@ class WebSocketSession:
         before the peer reads it. The reader discards input until EOF.
         """
         self._half_closed = True
-        await self.outbox.flush()
-        try:
-            await self.conn.stream.send_eof()
-        except (NotImplementedError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
+        await self.carrier.flush()
+        await self.carrier.send_eof()
 
     # --- timers ----------------------------------------------------------------------------
     def _wake_timer(self) -> None:
@@ -824,22 +599,3 @@ class WebSocketSession:
             with anyio.move_on_after(deadline - now if deadline != float("inf") else None):
                 await wakeup.wait()
             self._timer_wakeup = None
-
-
-async def serve_websocket_over_http1(
-    conn: H1Connection, stream: HTTPStream, leftover: bytes
-) -> None:
-    """Run one WebSocket session on an HTTP/1.1 connection whose upgrade head was read."""
-    try:
-        key = check_handshake(stream.scope)
-    except HandshakeError as exc:
-        ctx = conn.ctx
-        conn.outbox.write_nowait(
-            simple_response(exc.status, ctx.date_value(), text=exc.text, headers=exc.headers)
-        )
-        await conn.outbox.flush()
-        if ctx.access_log is not None:
-            stream.scope.pop("pagi.connection", None)
-            ctx.access_log.log(stream.scope, exc.status, 0, 0.0)
-        return
-    await WebSocketSession(conn, stream, leftover, key).run()
