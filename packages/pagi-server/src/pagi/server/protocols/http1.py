@@ -488,9 +488,10 @@ class H1Connection:
         self._requests += 1
         started = time.perf_counter()
         if scope["type"] == "sse":
-            from pagi.server.streams.sse import serve_sse_over_http
+            from pagi.server.streams.sse import serve_sse
 
-            await serve_sse_over_http(self, stream)
+            wire.announce_keep_alive = True  # R-SSE-22
+            await serve_sse(self.ctx, stream, conn=self)
             self._finish(stream, started)
             return False
         await stream.run(self.ctx.app)

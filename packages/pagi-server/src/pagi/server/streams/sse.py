@@ -53,10 +53,9 @@ from pagi.server.streams.http import HTTPStream
 from pagi.spec import App, DisconnectReason, Event, EventError, SendMachine
 
 if TYPE_CHECKING:
-    from pagi.server.context import ServerContext
-    from pagi.server.protocols.http1 import H1Connection
+    from pagi.server.context import LiveConnection, ServerContext
 
-__all__ = ["SSEStream", "format_comment", "format_event", "serve_sse", "serve_sse_over_http"]
+__all__ = ["SSEStream", "format_comment", "format_event", "serve_sse"]
 
 log = logging.getLogger("pagi.server")
 
@@ -302,7 +301,7 @@ class _StreamInRegistry:
 
     __slots__ = ("conn", "sse")
 
-    def __init__(self, sse: SSEStream, conn: H1Connection | None) -> None:
+    def __init__(self, sse: SSEStream, conn: LiveConnection | None) -> None:
         self.sse = sse
         self.conn = conn
 
@@ -320,9 +319,14 @@ class _StreamInRegistry:
 
 
 async def serve_sse(
-    ctx: ServerContext, request: HTTPStream, *, conn: H1Connection | None = None
+    ctx: ServerContext, request: HTTPStream, *, conn: LiveConnection | None = None
 ) -> None:
-    """Run the app for one SSE request (any driver); ``conn``: an HTTP/1.x carrier."""
+    """Run the app for one SSE request (any driver).
+
+    ``conn`` is the connection that carries only this stream (HTTP/1.x): the
+    stream stands in for it in the registry while it runs, so the socket
+    counts once toward ``max_connections``.
+    """
     sse = SSEStream(request, idle_timeout=ctx.config.sse_idle_timeout)
     entry = _StreamInRegistry(sse, conn)
     if conn is not None:
@@ -336,11 +340,3 @@ async def serve_sse(
         ctx.connections.discard(entry)
         if conn is not None:
             ctx.connections.add(conn)
-
-
-async def serve_sse_over_http(conn: H1Connection, stream: HTTPStream) -> None:
-    """The HTTP/1.x entry point: announce keep-alive, then :func:`serve_sse`."""
-    wire: Any = stream.wire
-    if hasattr(wire, "announce_keep_alive"):
-        wire.announce_keep_alive = True  # R-SSE-22
-    await serve_sse(conn.ctx, stream, conn=conn)
