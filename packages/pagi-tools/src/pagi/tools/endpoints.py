@@ -13,6 +13,7 @@ from collections.abc import Generator
 from typing import Any, ClassVar, Literal
 
 from pagi.spec import Receive, Scope, Send
+from pagi.tools.exception_handlers import defers_http_exceptions
 from pagi.tools.exceptions import HTTPException, WebSocketDisconnect
 from pagi.tools.handlers import error_response, to_response
 from pagi.tools.request import Request
@@ -82,6 +83,8 @@ class HTTPEndpoint(_Endpoint):
                 try:
                     response = to_response(await handler(request), handler)
                 except HTTPException as exc:
+                    if defers_http_exceptions(self.scope):
+                        raise  # an ErrorHandler or exception_handlers above answers it
                     response = error_response(exc)
             await response(self.scope, self.receive, self.send)
         finally:

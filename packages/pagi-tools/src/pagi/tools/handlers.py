@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pagi.spec import App, Receive, Scope, Send
+from pagi.tools.exception_handlers import defers_http_exceptions
 from pagi.tools.exceptions import HTTPException, WebSocketDisconnect
 from pagi.tools.request import Request
 from pagi.tools.response import JSONResponse, PlainTextResponse, Response
@@ -79,6 +80,8 @@ def request_response(handler: Handler) -> App:
             try:
                 response = to_response(await handler(request), handler)
             except HTTPException as exc:
+                if defers_http_exceptions(scope):
+                    raise  # an ErrorHandler or exception_handlers above answers it
                 response = error_response(exc)
             await response(scope, receive, send)
         finally:
@@ -98,7 +101,7 @@ def websocket_session(handler: WebSocketHandler) -> App:
         except WebSocketDisconnect:
             return  # the peer left while the handler waited: nothing more to do
         except HTTPException as exc:
-            if ws.phase is not WebSocketState.CONNECTING:
+            if ws.phase is not WebSocketState.CONNECTING or defers_http_exceptions(scope):
                 raise
             await ws.deny(error_response(exc))
             return
@@ -119,7 +122,7 @@ def sse_session(handler: SSEHandler) -> App:
         try:
             await handler(sse)
         except HTTPException as exc:
-            if sse.phase is not SSEState.PENDING:
+            if sse.phase is not SSEState.PENDING or defers_http_exceptions(scope):
                 raise
             await sse.decline(error_response(exc))
             return

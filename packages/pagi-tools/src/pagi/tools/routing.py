@@ -34,6 +34,13 @@ from urllib.parse import quote
 
 from pagi.spec import App, Receive, Scope, Send
 from pagi.tools.convertors import CONVERTORS, Convertor, PathConvertor
+from pagi.tools.exception_handlers import (
+    ExceptionHandler,
+    ExceptionHandlers,
+    HandlerKey,
+    HandlerLayer,
+)
+from pagi.tools.exceptions import HTTPException
 from pagi.tools.handlers import (
     Handler,
     SSEHandler,
@@ -393,8 +400,11 @@ class Router:
     ``not_found`` replaces the default miss answer (any app).
     ``redirect_slashes`` (on) redirects ``/x/`` to ``/x`` (and back) when
     only the other spelling has a route. ``middleware`` wraps the whole
-    router. On a ``lifespan`` scope a bare router completes startup and
-    shutdown (wrap it in :class:`~pagi.tools.lifespan.Lifespan` for hooks).
+    router. ``exception_handlers`` maps exception classes or statuses to
+    ``handler(request, exc) -> Response`` (the registry ``ErrorHandler``
+    uses); a status handler also answers the router's own 404 and 405.
+    On a ``lifespan`` scope a bare router completes startup and shutdown
+    (wrap it in :class:`~pagi.tools.lifespan.Lifespan` for hooks).
     """
 
     def __init__(
@@ -404,11 +414,18 @@ class Router:
         not_found: App | None = None,
         redirect_slashes: bool = True,
         middleware: Sequence[MiddlewareFactory] | None = None,
+        exception_handlers: Mapping[HandlerKey, ExceptionHandler] | None = None,
     ) -> None:
         self.routes: list[BaseRoute] = list(routes or [])
         self.not_found = not_found
         self.redirect_slashes = redirect_slashes
-        self._app = _wrap(self._dispatch, middleware)
+        self.exception_handlers = ExceptionHandlers(
+            exception_handlers, owner="Router", option="exception_handlers"
+        )
+        inner: App = self._dispatch
+        if self.exception_handlers:
+            inner = HandlerLayer(inner, self.exception_handlers)
+        self._app = _wrap(inner, middleware)
 
     # -- building --------------------------------------------------------------
 
@@ -534,6 +551,8 @@ class Router:
                 allowed |= route.allowed_methods()
         if allowed:
             header = {"allow": ", ".join(sorted(allowed | {"OPTIONS"}))}
+            if scope.get("method") != "OPTIONS" and 405 in self.exception_handlers.by_status:
+                raise HTTPException(405, headers=header)
             if scope.get("method") == "OPTIONS":
                 await Response(status=204, headers=header)(scope, receive, send)
             else:
@@ -553,6 +572,8 @@ class Router:
                 return
         if self.not_found is not None:
             await self.not_found(scope, receive, send)
+        elif 404 in self.exception_handlers.by_status:
+            raise HTTPException(404)
         else:
             await PlainTextResponse("Not Found", 404)(scope, receive, send)
 

@@ -17,8 +17,15 @@ from typing import Any
 from pagi.spec import App
 from pagi.tools.middleware.base import Middleware as BaseMiddleware
 from pagi.tools.middleware.base import OptionError, ResponseStart
+from pagi.tools.middleware.error_handler import ErrorHandler
 
-__all__ = ["BaseMiddleware", "Middleware", "OptionError", "ResponseStart"]
+__all__ = [
+    "BaseMiddleware",
+    "ErrorHandler",
+    "Middleware",
+    "OptionError",
+    "ResponseStart",
+]
 
 
 class Middleware:
