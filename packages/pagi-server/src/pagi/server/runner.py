@@ -15,7 +15,7 @@ from typing import IO, Any
 from pagi.server.app_loading import AppLoadError, load_object
 from pagi.spec import App
 
-__all__ = ["DEFAULT_SERVER", "default_app", "load_app", "run"]
+__all__ = ["DEFAULT_SERVER", "default_app", "load_app", "run", "wrap_interface"]
 
 DEFAULT_SERVER = "pagi.server.server:Server"
 
@@ -44,6 +44,26 @@ def default_app(root: str = ".") -> App:
             "pip install pagi-tools (or name an app: pagi-server module:app)"
         ) from None
     return Directory(root)  # type: ignore[no-any-return]
+
+
+def wrap_interface(app: Any, interface: str) -> App:
+    """Wrap an ASGI or WSGI app in its pagi-tools bridge (``--interface``)."""
+    if interface == "pagi":
+        return app  # type: ignore[no-any-return]
+    try:
+        if interface == "wsgi":
+            from pagi.tools.wsgi import WSGIApp  # type: ignore[import-untyped,import-not-found]
+
+            return WSGIApp(app)  # type: ignore[no-any-return]
+        from pagi.tools.asgi import ASGIApp  # type: ignore[import-untyped,import-not-found]
+    except ImportError:
+        raise SystemExit(
+            f"pagi-server --interface {interface} runs the app through a bridge from "
+            "pagi-tools, which is not installed: pip install pagi-tools"
+        ) from None
+    return ASGIApp(  # type: ignore[no-any-return]
+        app, asgi_version="2" if interface == "asgi2" else "auto"
+    )
 
 
 def wrap_for_env(app: App, env: str) -> App:
@@ -80,6 +100,8 @@ def run(
     else:
         app_obj = app
     os.environ["PAGI_ENV"] = env
+    # The runner applies the bridge, so every server class (-s) gets a PAGI app.
+    app_obj = wrap_interface(app_obj, server_options.pop("interface", "pagi"))
     app_obj = wrap_for_env(app_obj, env)
     cls = load_object(server, default_attr="Server") if isinstance(server, str) else server
     options: dict[str, Any] = dict(
