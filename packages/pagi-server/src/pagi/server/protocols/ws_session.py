@@ -226,7 +226,7 @@ class WebSocketSession:
             async with anyio.create_task_group() as tg:
                 self._outer = tg.cancel_scope
                 tg.start_soon(self._io)
-                await self._run_app()
+                await self.stream.run(self.ctx.app)
                 await self._closed.wait()
                 tg.cancel_scope.cancel()
         finally:
@@ -238,25 +238,6 @@ class WebSocketSession:
                     self.bytes_sent,
                     time.perf_counter() - started,
                 )
-
-    async def _run_app(self) -> None:
-        stream = self.stream
-        failure: BaseException | None = None
-        try:
-            await self.ctx.app(stream.scope, stream.receive, stream.send)
-        except Exception as exc:
-            failure = exc
-        state = stream.machine.state
-        if failure is not None:
-            log.error("exception in WebSocket application", exc_info=failure)
-        if state == "handshake":
-            if failure is None:
-                log.warning("WebSocket application returned without accepting; sending 403")
-            await stream.reject(500 if failure is not None else 403)  # R-WS-21
-        elif state == "denying":
-            await stream.finish_denial()
-        elif state == "open":
-            self._server_close(1011 if failure is not None else 1000, "", "")  # R-WS-22
 
     def begin_drain(self) -> None:
         """Graceful shutdown: Close 1001, the app sees ``server_shutdown``."""
@@ -270,6 +251,10 @@ class WebSocketSession:
 
     def check_timeouts(self, now: float) -> None:
         self.carrier.check_write_timeout(now)
+
+    def end_after_return(self, failed: bool) -> None:
+        """The app returned with the session open: Close 1000, or 1011 if it raised (R-WS-22)."""
+        self._server_close(1011 if failed else 1000, "", "")
 
     def write_failed(self, reason: str) -> None:
         """The carrier could not deliver our bytes: the session is over (1006)."""

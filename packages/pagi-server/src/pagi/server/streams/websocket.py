@@ -56,6 +56,7 @@ Decisions where the specification is silent (docs/spec, "Decisions"):
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections import deque
 from typing import Any, Protocol
@@ -63,9 +64,11 @@ from typing import Any, Protocol
 import anyio
 
 from pagi.server.transport import TransportHandle
-from pagi.spec import EXT_WEBSOCKET_HTTP_RESPONSE, Event, EventError, SendMachine
+from pagi.spec import EXT_WEBSOCKET_HTTP_RESPONSE, App, Event, EventError, SendMachine
 
 __all__ = ["WebSocketStream", "WebSocketWire", "parse_subprotocols", "payload_size"]
+
+log = logging.getLogger("pagi.server")
 
 _FORBIDDEN_BODY = b"Forbidden\n"
 _TEXT_PLAIN = (b"content-type", b"text/plain; charset=utf-8")
@@ -102,6 +105,9 @@ class WebSocketWire(Protocol):
 
     def keepalive(self, interval: float, timeout: float | None) -> None:
         """Ping every ``interval`` seconds (0 stops); abort if no pong in ``timeout``."""
+
+    def end_after_return(self, failed: bool) -> None:
+        """The app returned while the session was open: start the server's close."""
 
 
 def parse_subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
@@ -297,6 +303,31 @@ class WebSocketStream:
             self._denial[2].append(bytes(event.get("body") or b""))
             if not event.get("more"):
                 await self.finish_denial()
+
+    async def run(self, app: App) -> None:
+        """Run the application for this session, with the spec's backstops.
+
+        An app that returns (or raises) without answering the handshake gets
+        403 (500 if it raised) sent for it (R-WS-21); a half-sent denial is
+        sent with what was buffered; an open session is closed by the server
+        with 1000 (1011 if the app raised, R-WS-22).
+        """
+        failure: BaseException | None = None
+        try:
+            await app(self.scope, self.receive, self.send)
+        except Exception as exc:
+            failure = exc
+        state = self.machine.state
+        if failure is not None:
+            log.error("exception in WebSocket application", exc_info=failure)
+        if state == "handshake":
+            if failure is None:
+                log.warning("WebSocket application returned without accepting; sending 403")
+            await self.reject(500 if failure is not None else 403)
+        elif state == "denying":
+            await self.finish_denial()
+        elif state == "open":
+            self.wire.end_after_return(failure is not None)
 
     async def finish_denial(self) -> None:
         """Send the buffered denial response (also the backstop for ``more=1`` left open)."""
