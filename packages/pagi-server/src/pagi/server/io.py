@@ -23,12 +23,19 @@ raises ``anyio.EndOfStream`` at EOF and ``anyio.BrokenResourceError`` when
 the connection is lost; ``send`` raises ``anyio.BrokenResourceError`` once
 the peer is gone and blocks while the transport's buffer is above its high
 mark; cancellation works because every wait is an ordinary future.
+
+A transport closed with bytes still buffered keeps them, and the socket,
+until the peer reads, outside anything the server counts or times. So the
+server never closes one that way: it waits for
+:meth:`TransportStream.wait_flushed` (bounded by its write timeout), and past
+that :meth:`TransportStream.abort` resets the connection and frees the buffer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -36,8 +43,9 @@ from typing import Any, cast
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSStream
 
-__all__ = ["TransportStream", "accept"]
+__all__ = ["TransportStream", "accept", "carrier_of", "reset_on_close"]
 
 _READ_HIGH = 256 * 1024  # unread bytes at which the socket stops being read
 _READ_LOW = 64 * 1024
@@ -223,6 +231,18 @@ class TransportStream(anyio.abc.ByteStream):
             finally:
                 protocol.write_waiter = None
 
+    async def wait_flushed(self) -> None:
+        """Wait until the transport has handed every byte to the kernel, or the connection ends.
+
+        With both watermarks at zero the transport reports itself paused for
+        as long as anything is buffered: this is the wait of a blocked write,
+        and :attr:`write_paused_since` lets the server's write timeout end it.
+        """
+        if self._closed or self._protocol.lost or self._transport.is_closing():
+            return
+        self._transport.set_write_buffer_limits(high=0, low=0)
+        await self.wait_writable()
+
     @property
     def can_sendfile(self) -> bool:
         """True on the standard asyncio loop, whose ``sendfile`` uses ``os.sendfile``."""
@@ -243,8 +263,10 @@ class TransportStream(anyio.abc.ByteStream):
             raise anyio.BrokenResourceError from exc
 
     def abort(self) -> None:
-        """Drop what is buffered and close at once."""
+        """Drop what is buffered and close at once, with a reset (the kernel's copy goes too)."""
         self._closed = True
+        if not self._transport.is_closing():
+            reset_on_close(self._transport.get_extra_info("socket"))
         self._transport.abort()
         _wake(self._protocol.read_waiter)
         _wake(self._protocol.write_waiter)
@@ -278,6 +300,31 @@ class TransportStream(anyio.abc.ByteStream):
                 1
             ]
         return attributes
+
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+def reset_on_close(sock: Any) -> None:
+    """Make closing ``sock`` send a reset and drop unsent data (``SO_LINGER`` 0).
+
+    ``sock`` is a socket, an event loop's socket wrapper, or ``None``.
+    """
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    except (OSError, ValueError, AttributeError):
+        pass  # already closed, or not a socket that lingers (a Unix socket pair is fine)
+
+
+def carrier_of(stream: object) -> TransportStream | None:
+    """The :class:`TransportStream` under ``stream`` (itself, or under TLS), if any."""
+    while not isinstance(stream, TransportStream):
+        if not isinstance(stream, TLSStream):
+            return None
+        stream = stream.transport_stream
+    return stream
 
 
 def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:

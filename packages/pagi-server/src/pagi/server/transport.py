@@ -21,6 +21,16 @@ A failed or timed-out write marks the outbox broken with the matching
 disconnect reason (``write_error`` / ``write_timeout``); later writes are
 silently dropped (R-CORE-53) and every waiter is released.
 
+Every wait respects the watermark, the end of a response included:
+:meth:`Outbox.flush` also blocks while the buffer is above the high mark, so
+a client that pipelines requests and never reads cannot make the server
+answer more of them than the buffer holds. And bytes never outlive their
+connection: :meth:`Outbox.close` closes the stream only once everything has
+left the process, and resets it if the write timeout passes first. Until it
+returns the owner stays in the server's registry, so it counts toward
+``max_connections`` and the ticker's :meth:`Outbox.check_write_timeout`
+bounds the wait.
+
 :class:`TransportHandle` is the per-scope view exposed as
 ``scope["pagi.transport"]``. Its callbacks fire on edges with hysteresis:
 ``on_high_water`` once per upward crossing (immediately if registered while
@@ -41,7 +51,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
-from pagi.server.io import TransportStream
+from pagi.server.io import TransportStream, carrier_of, reset_on_close
 from pagi.spec import DisconnectReason
 
 __all__ = ["Outbox", "TransportHandle"]
@@ -105,6 +115,7 @@ class Outbox:
 
     __slots__ = (
         "_below_low",
+        "_carrier",
         "_chunks",
         "_direct",
         "_handle",
@@ -159,6 +170,9 @@ class Outbox:
         if isinstance(stream, TransportStream):
             self._direct = stream
             stream.set_write_limits(high, low, self._after_progress)
+        # The transport at the bottom (under TLS too): its buffer must be empty
+        # before the connection may close.
+        self._carrier = carrier_of(stream)
 
     @property
     def direct(self) -> bool:
@@ -237,8 +251,15 @@ class Outbox:
         """Return once everything queued so far has been handed to the socket.
 
         With a transport-backed stream the bytes were handed over when written;
-        the transport sends them, and closing it waits for them to go.
+        this then waits only while the buffer is above the high mark (until it
+        falls below the low one), like :meth:`write`.
         """
+        direct = self._direct
+        if direct is not None:
+            if direct.write_paused and self.broken is None:
+                await direct.wait_writable()
+                self._after_progress()
+            return
         while self.broken is None and (self._chunks or self._sending):
             if self._sending:
                 if self._idle is None:
@@ -271,30 +292,55 @@ class Outbox:
                 self._idle = None
 
     def check_write_timeout(self, now: float) -> None:
-        direct = self._direct
-        if direct is not None:
-            since = direct.write_paused_since
-            if since is not None and self._write_timeout is not None:
-                if now - since >= self._write_timeout:
-                    self._break(DisconnectReason.WRITE_TIMEOUT)
-                    direct.abort()
-            return
-        """Abort a write stuck longer than ``write_timeout`` (called by the ticker).
+        """Reset a connection whose writes are stuck longer than ``write_timeout`` (the ticker).
 
-        Shutting the socket down wakes the blocked send on either backend, so
-        no per-write timer is needed on the hot path.
+        Stuck means a send in progress (``write_started``) or a transport
+        paused above its high mark, which includes :meth:`close` waiting
+        for the last bytes. No per-write timer is needed on the hot path.
         """
-        started = self.write_started
-        if started is None or self._write_timeout is None:
+        timeout = self._write_timeout
+        if timeout is None or self.broken is not None:
             return
-        if now - started >= self._write_timeout:
+        stuck = self.write_started
+        carrier = self._carrier
+        if carrier is not None:
+            paused = carrier.write_paused_since
+            if paused is not None and (stuck is None or paused < stuck):
+                stuck = paused
+        if stuck is not None and now - stuck >= timeout:
             self._break(DisconnectReason.WRITE_TIMEOUT)
-            raw = self._stream.extra(SocketAttribute.raw_socket, None)
-            if raw is not None:
-                try:
-                    raw.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            self._cut()
+
+    def _cut(self) -> None:
+        """Reset the connection: wakes a blocked send on either backend, frees every buffer."""
+        if self._carrier is not None:
+            self._carrier.abort()
+            return
+        raw = self._stream.extra(SocketAttribute.raw_socket, None)
+        if raw is not None:
+            reset_on_close(raw)
+            try:
+                raw.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    async def close(self) -> None:
+        """Deliver everything, then close the stream; reset it if that cannot be done.
+
+        The caller shields this and keeps its connection in the registry until
+        it returns (see the module docstring); the write timeout ends the wait.
+        """
+        await self.flush()
+        carrier = self._carrier
+        if carrier is not None and self.broken is None:
+            await carrier.wait_flushed()
+            self._after_progress()
+        if self.broken is not None:
+            self._cut()
+        try:
+            await self._stream.aclose()
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
 
     def _after_progress(self) -> None:
         direct = self._direct
@@ -317,10 +363,9 @@ class Outbox:
             self.on_broken(reason)
 
     def abort(self, reason: str) -> None:
-        """Drop everything queued and refuse further writes (connection is going away)."""
+        """Drop everything queued, refuse further writes and reset the connection."""
         self._break(reason)
-        if self._direct is not None:
-            self._direct.abort()
+        self._cut()
         self._after_progress()
         if self._wakeup is not None:
             self._wakeup.set()
