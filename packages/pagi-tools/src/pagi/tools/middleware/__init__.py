@@ -17,11 +17,14 @@ from typing import Any
 from pagi.spec import App
 from pagi.tools.middleware.base import Middleware as BaseMiddleware
 from pagi.tools.middleware.base import OptionError, ResponseStart
+from pagi.tools.middleware.compress import Compress, GZip
 from pagi.tools.middleware.error_handler import ErrorHandler
 
 __all__ = [
     "BaseMiddleware",
+    "Compress",
     "ErrorHandler",
+    "GZip",
     "Middleware",
     "OptionError",
     "ResponseStart",
