@@ -15,6 +15,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 __all__ = [
     "MAX_RANGES",
+    "NOT_MODIFIED_HEADERS",
     "Unsatisfiable",
     "etag_for",
     "evaluate_preconditions",
@@ -65,18 +66,23 @@ def _weak_equal(a: str, b: str) -> bool:
 
 
 def evaluate_preconditions(
-    method: str, headers: dict[str, str], etag: str, mtime: float
+    method: str, headers: dict[str, str], etag: str | None, mtime: float | None
 ) -> int | None:
     """Return 412 or 304 when a precondition decides the answer, else ``None``.
 
-    ``headers`` maps lower-case names to values.
+    ``headers`` maps lower-case request header names to values; ``etag``
+    and ``mtime`` describe the selected representation (``None`` when it
+    has no such validator, as a dynamic response may not). ``If-Match``
+    compares strongly, ``If-None-Match`` weakly (RFC 9110 13.1.1, 13.1.2);
+    the date conditions are skipped without an ``mtime``.
     """
     if_match = headers.get("if-match")
     if if_match is not None:
         tags = _tags(if_match)
-        if "*" not in tags and not any(t == etag and not t.startswith("W/") for t in tags):
+        strong = etag is not None and not etag.startswith("W/")
+        if "*" not in tags and not (strong and etag in tags):
             return 412
-    else:
+    elif mtime is not None:
         since = parse_http_date(headers.get("if-unmodified-since"))
         if since is not None and int(mtime) > since:
             return 412
@@ -84,14 +90,20 @@ def evaluate_preconditions(
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
         tags = _tags(if_none_match)
-        if "*" in tags or any(_weak_equal(t, etag) for t in tags):
+        if "*" in tags or (etag is not None and any(_weak_equal(t, etag) for t in tags)):
             return 304 if safe else 412
         return None
-    if safe:
+    if safe and mtime is not None:
         since = parse_http_date(headers.get("if-modified-since"))
         if since is not None and int(mtime) <= since:
             return 304
     return None
+
+
+#: Headers a 304 keeps (RFC 9110 15.4.5): the validators and what caches need.
+NOT_MODIFIED_HEADERS = frozenset(
+    {"cache-control", "content-location", "date", "etag", "expires", "last-modified", "vary"}
+)
 
 
 def range_applies(headers: dict[str, str], etag: str, mtime: float) -> bool:

@@ -18,11 +18,15 @@ from pagi.spec import App
 from pagi.tools.middleware.base import Middleware as BaseMiddleware
 from pagi.tools.middleware.base import OptionError, ResponseStart
 from pagi.tools.middleware.compress import Compress, GZip
+from pagi.tools.middleware.conditional_get import ConditionalGet
 from pagi.tools.middleware.error_handler import ErrorHandler
+from pagi.tools.middleware.etag import ETag
 
 __all__ = [
     "BaseMiddleware",
     "Compress",
+    "ConditionalGet",
+    "ETag",
     "ErrorHandler",
     "GZip",
     "Middleware",

@@ -250,6 +250,7 @@ class Compress(Middleware):
             return send
         accept = Headers.from_scope(scope).get("accept-encoding")
         coding = negotiate_encoding(accept, self.encodings)
+        chosen = coding or "gzip"  # only read once a coding was negotiated
         state: dict[str, Any] = {"held": None, "encoder": None, "passing": False}
 
         async def compressing_send(event: Event) -> None:
@@ -292,14 +293,14 @@ class Compress(Middleware):
                     await send(event)
                     return
                 state["passing"] = True
-                data = self._encoder(coding).finish(body)
-                _mark(held, coding, len(data))
+                data = self._encoder(chosen).finish(body)
+                _mark(held, chosen, len(data))
                 await send(held.to_event())
                 await send({**event, "body": data})
                 return
-            encoder = self._encoder(coding)
+            encoder = self._encoder(chosen)
             state["encoder"] = encoder
-            _mark(held, coding, None)
+            _mark(held, chosen, None)
             await send(held.to_event())
             await self._stream(event, encoder, send)
 
