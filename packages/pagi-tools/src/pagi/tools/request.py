@@ -157,6 +157,36 @@ class HTTPConnection:
             stash = self.scope["pagi.stash"] = {}
         return stash  # type: ignore[no-any-return]
 
+    @property
+    def session(self) -> dict[str, Any]:
+        """The client's session (``scope["pagi.session"]``), set by the ``Session`` middleware.
+
+        Read-only on websocket and sse scopes. ``RuntimeError`` when no
+        ``Session`` middleware wraps this app.
+        """
+        session = self.scope.get("pagi.session")
+        if session is None:
+            raise RuntimeError(
+                "request.session needs the Session middleware: "
+                "wrap the app in pagi.tools.middleware.Session(app, secret_key=...)"
+            )
+        return session  # type: ignore[no-any-return]
+
+    @property
+    def auth(self) -> dict[str, Any] | None:
+        """``scope["pagi.auth"]`` (``type``, ``user``, ``scopes``...), or ``None``."""
+        return self.scope.get("pagi.auth")
+
+    @property
+    def user(self) -> Any:
+        """Who the ``BasicAuth``/``BearerAuth`` middleware authenticated, else ``None``.
+
+        For bearer tokens this is the ``sub`` claim unless the validator
+        returned a user; the full claims are in ``request.auth["claims"]``.
+        """
+        auth = self.scope.get("pagi.auth")
+        return auth.get("user") if auth else None
+
     def url_for(self, name: str, /, **params: Any) -> str:
         """The path of the named route, prefixed with the router's ``root_path``."""
         router = self.scope.get("pagi.router")

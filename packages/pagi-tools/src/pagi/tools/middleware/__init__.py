@@ -15,23 +15,53 @@ from __future__ import annotations
 from typing import Any
 
 from pagi.spec import App
+from pagi.tools.auth import requires
 from pagi.tools.middleware.base import Middleware as BaseMiddleware
 from pagi.tools.middleware.base import OptionError, ResponseStart
+from pagi.tools.middleware.basic_auth import BasicAuth
+from pagi.tools.middleware.bearer_auth import BearerAuth
 from pagi.tools.middleware.compress import Compress, GZip
 from pagi.tools.middleware.conditional_get import ConditionalGet
+from pagi.tools.middleware.cors import CORS
+from pagi.tools.middleware.csrf import CSRF
 from pagi.tools.middleware.error_handler import ErrorHandler
 from pagi.tools.middleware.etag import ETag
+from pagi.tools.middleware.https_redirect import HTTPSRedirect
+from pagi.tools.middleware.proxy_headers import ProxyHeaders
+from pagi.tools.middleware.rate_limit import RateLimit
+from pagi.tools.middleware.security_headers import SecurityHeaders
+from pagi.tools.middleware.session import Session
+from pagi.tools.middleware.trusted_host import TrustedHost
+from pagi.tools.middleware.websocket_rate_limit import WebSocketRateLimit
+from pagi.tools.ratelimit_backends import MemoryBackend, RedisBackend
+from pagi.tools.session_stores import MemoryStore, RedisStore
 
 __all__ = [
+    "CORS",
+    "CSRF",
     "BaseMiddleware",
+    "BasicAuth",
+    "BearerAuth",
     "Compress",
     "ConditionalGet",
     "ETag",
     "ErrorHandler",
     "GZip",
+    "HTTPSRedirect",
+    "MemoryBackend",
+    "MemoryStore",
     "Middleware",
     "OptionError",
+    "ProxyHeaders",
+    "RateLimit",
+    "RedisBackend",
+    "RedisStore",
     "ResponseStart",
+    "SecurityHeaders",
+    "Session",
+    "TrustedHost",
+    "WebSocketRateLimit",
+    "requires",
 ]
 
 
