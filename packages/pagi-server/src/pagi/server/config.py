@@ -125,6 +125,13 @@ class ServerConfig:
         "protocol",
         choices=("auto", "on", "off"),
     )
+    interface: Literal["pagi", "asgi", "asgi2", "wsgi"] = _opt(
+        "pagi",
+        "what the app speaks: pagi, asgi (ASGI 3, or ASGI 2 detected), asgi2 or wsgi;"
+        " the runner wraps asgi/wsgi apps in the pagi-tools bridges",
+        "protocol",
+        choices=("pagi", "asgi", "asgi2", "wsgi"),
+    )
     ws_per_message_deflate: bool = _opt(
         True, "negotiate permessage-deflate when a WebSocket client offers it", "protocol"
     )
@@ -171,13 +178,6 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-    interface: Literal["pagi", "asgi", "asgi2", "wsgi"] = _opt(
-        "pagi",
-        "what the app speaks: pagi, asgi (ASGI 3, or ASGI 2 detected), asgi2 or wsgi;"
-        " the runner wraps asgi/wsgi apps in the pagi-tools bridges",
-        "protocol",
-        choices=("pagi", "asgi", "asgi2", "wsgi"),
-    )
             value = getattr(self, f.name)
             choices = f.metadata.get("choices")
             if choices is not None and value not in choices:

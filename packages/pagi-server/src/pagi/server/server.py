@@ -48,7 +48,7 @@ from pagi.server.io import accept
 from pagi.server.lifespan import Lifespan, LifespanFailure
 from pagi.server.net.listeners import listener_addresses, listener_closed, open_listeners
 from pagi.server.protocols.http1 import H1Connection
-from pagi.server.protocols.http1_response import simple_response
+from pagi.server.protocols.responses import simple_response
 from pagi.server.protocols.http2 import H2Connection
 from pagi.server.proxy import ProxyTrust
 from pagi.server.scope import ConnectionInfo
@@ -418,7 +418,7 @@ async def _refuse(stream: anyio.abc.ByteStream, ctx: ServerContext) -> None:
             await stream.send(
                 simple_response(
                     503,
-                    ctx.date_value(),
+                    ctx,
                     text="Server is at its connection limit",
                     headers=((b"retry-after", b"5"),),
                 )

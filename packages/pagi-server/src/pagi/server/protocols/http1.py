@@ -57,7 +57,8 @@ from pagi.server.protocols.http1_parser import (
     ParseError,
     RequestHead,
 )
-from pagi.server.protocols.http1_response import H1Response, simple_response
+from pagi.server.protocols.http1_response import H1Response
+from pagi.server.protocols.responses import simple_response
 from pagi.server.scope import ConnectionInfo, build_scope
 from pagi.server.streams.dispatch import choose_scope_type
 from pagi.server.streams.http import HTTPStream
@@ -335,7 +336,7 @@ class H1Connection:
             buf += data
 
     async def _send_error(self, status: int, text: str | None) -> None:
-        self.outbox.write_nowait(simple_response(status, self.ctx.date_value(), text=text))
+        self.outbox.write_nowait(simple_response(status, self.ctx, text=text))
         await self.outbox.flush()
         await self._linger()
 

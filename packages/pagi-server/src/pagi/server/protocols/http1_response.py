@@ -8,68 +8,28 @@ chunked, length-delimited or, for HTTP/1.0 without a length, delimited by
 the close (R-HSRV-2/5); HEAD, 204 and 304 carry no body (R-HSRV-8/9);
 trailers force chunked framing (R-HTTP-51); the app's ``transfer-encoding``
 is ignored (R-HTTP-21) and ``date``/``server`` are added only when absent.
-:func:`simple_response` builds the short ``text/plain`` answers the server
-gives on its own (R-HERR-1).
+Status lines, server-generated answers and the response-field rules shared
+with HTTP/2 are in ``responses``.
 """
 
 from __future__ import annotations
 
 import logging
-from http import HTTPStatus
 from typing import IO, TYPE_CHECKING
 
 import anyio
 
 from pagi.server.io import TransportStream
-from pagi.server.protocols.http1_parser import split_tokens
+from pagi.server.protocols.responses import filter_response_fields, simple_response, status_line
 from pagi.server.streams.http import bodiless
 from pagi.spec import DisconnectReason
 
 if TYPE_CHECKING:
     from pagi.server.protocols.http1 import H1Connection
 
-__all__ = ["H1Response", "simple_response", "status_line"]
+__all__ = ["H1Response"]
 
 log = logging.getLogger("pagi.server")
-
-_STATUS_LINES: dict[int, bytes] = {}
-
-
-def status_line(status: int) -> bytes:
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = ""
-        line = f"HTTP/1.1 {status} {phrase}\r\n".encode("latin-1")
-        _STATUS_LINES[status] = line
-    return line
-
-
-def simple_response(
-    status: int,
-    date: bytes,
-    *,
-    text: str | None = None,
-    headers: tuple[tuple[bytes, bytes], ...] = (),
-    close: bool = True,
-) -> bytes:
-    """A complete ``text/plain`` response the server sends on its own (R-HERR-1)."""
-    body = ((text if text is not None else HTTPStatus(status).phrase) + "\n").encode("utf-8")
-    lines = [
-        status_line(status),
-        b"content-type: text/plain; charset=utf-8\r\n",
-        b"content-length: %d\r\n" % len(body),
-        b"date: " + date + b"\r\n",
-        b"server: pagi\r\n",
-    ]
-    lines.extend(name + b": " + value + b"\r\n" for name, value in headers)
-    if close:
-        lines.append(b"connection: close\r\n")
-    lines.append(b"\r\n")
-    lines.append(body)
-    return b"".join(lines)
 
 
 class H1Response:
@@ -106,26 +66,17 @@ class H1Response:
     def start(self, status: int, headers: list[tuple[bytes, bytes]], trailers: bool) -> None:
         self.status = status
         out = [status_line(status)]
-        length: int | None = None
-        has_date = has_server = False
+        app = filter_response_fields(headers)
+        if app.close:
+            self.keep_alive = False
         no_body = bodiless(self._is_head, status)
-        for name, value in headers:
-            name = name.lower()
-            if name == b"content-length":
-                length = int(value)  # validated by the stream (streams/http.py)
-                if status == 204 or (trailers and not self._http10 and not no_body):
-                    continue  # 204 carries no length; trailers need chunked framing
-            elif name == b"transfer-encoding":
-                continue  # the server owns framing (R-HTTP-21)
-            elif name == b"connection":
-                if b"close" in split_tokens(value):
-                    self.keep_alive = False
-                continue
-            elif name == b"date":
-                has_date = True
-            elif name == b"server":
-                has_server = True
-            out.append(name + b": " + value + b"\r\n")
+        length: int | None = None
+        if app.content_length is not None:
+            length = int(app.content_length)  # validated by the stream (streams/http.py)
+            # 204 carries no length; trailers need chunked framing.
+            if not (status == 204 or (trailers and not self._http10 and not no_body)):
+                out.append(b"content-length: " + app.content_length + b"\r\n")
+        out.extend(name + b": " + value + b"\r\n" for name, value in app.fields)
         if no_body:
             self._mode = "none"
         elif trailers and not self._http10:
@@ -143,7 +94,9 @@ class H1Response:
             self.keep_alive = False
         if self._mode == "chunked":
             out.append(b"transfer-encoding: chunked\r\n")
-        out.extend(n + b": " + v + b"\r\n" for n, v in conn.ctx.server_fields(has_date, has_server))
+        out.extend(
+            n + b": " + v + b"\r\n" for n, v in conn.ctx.server_fields(app.has_date, app.has_server)
+        )
         if not self.keep_alive:
             out.append(b"connection: close\r\n")
         elif self._http10 or self.announce_keep_alive:
@@ -225,7 +178,7 @@ class H1Response:
         self.keep_alive = False
         self.head_written = True
         conn = self._conn
-        conn.outbox.write_nowait(simple_response(status, conn.ctx.date_value()))
+        conn.outbox.write_nowait(simple_response(status, conn.ctx))
 
     def abort(self) -> None:
         # Closing without the final chunk (or short of content-length) is how

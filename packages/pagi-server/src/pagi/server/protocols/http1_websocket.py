@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from wsproto.utilities import generate_accept_token
 
-from pagi.server.protocols.http1_response import simple_response, status_line
+from pagi.server.protocols.responses import simple_response, status_line
 from pagi.server.protocols.ws_handshake import HandshakeError, check_handshake
 from pagi.server.protocols.ws_session import WebSocketSession
 from pagi.server.streams.http import HTTPStream
@@ -123,7 +123,7 @@ async def serve_websocket_over_http1(
     except HandshakeError as exc:
         ctx = conn.ctx
         conn.outbox.write_nowait(
-            simple_response(exc.status, ctx.date_value(), text=exc.text, headers=exc.headers)
+            simple_response(exc.status, ctx, text=exc.text, headers=exc.headers)
         )
         await conn.outbox.flush()
         if ctx.access_log is not None:

@@ -46,8 +46,9 @@ import h2.settings
 
 from pagi.server.context import ServerContext
 from pagi.server.protocols.http1_parser import H2_PREFACE
-from pagi.server.protocols.http1_response import simple_response
-from pagi.server.scope import ConnectionInfo, build_scope, wants_event_stream
+from pagi.server.protocols.responses import simple_response
+from pagi.server.scope import ConnectionInfo, build_scope
+from pagi.server.streams.dispatch import wants_event_stream
 from pagi.server.streams.http import HTTPStream, bodiless
 from pagi.server.transport import Outbox
 from pagi.spec import DisconnectReason
@@ -167,7 +168,7 @@ class _H2Response:
 
     def error_response(self, status: int) -> None:
         self.status = status
-        body = simple_response(status, self._conn.ctx.date_value()).partition(b"\r\n\r\n")[2]
+        body = simple_response(status, self._conn.ctx).partition(b"\r\n\r\n")[2]
         headers = [
             (b":status", b"%d" % status),
             (b"content-type", b"text/plain; charset=utf-8"),
