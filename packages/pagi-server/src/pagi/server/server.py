@@ -48,8 +48,8 @@ from pagi.server.io import accept
 from pagi.server.lifespan import Lifespan, LifespanFailure
 from pagi.server.net.listeners import listener_addresses, listener_closed, open_listeners
 from pagi.server.protocols.http1 import H1Connection
-from pagi.server.protocols.responses import simple_response
 from pagi.server.protocols.http2 import H2Connection
+from pagi.server.protocols.responses import simple_response
 from pagi.server.proxy import ProxyTrust
 from pagi.server.scope import ConnectionInfo
 from pagi.server.tls import build_ssl_context, tls_scope_info
