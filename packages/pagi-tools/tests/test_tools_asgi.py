@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from pagi.spec import EventError
-from pagi.tools.asgi import ASGIApp, is_asgi2
+from pagi.tools.asgi import ASGIApp, is_asgi2, to_asgi
 from pagi.tools.exceptions import WebSocketDisconnect
 from pagi.tools.testing import AsyncTestClient, SSEDeclined, WebSocketDenied
 
@@ -265,3 +266,79 @@ async def test_lifespan_failure_maps_through() -> None:
 def test_bad_asgi_version_is_refused() -> None:
     with pytest.raises(ValueError, match="asgi_version"):
         ASGIApp(echo_scope, asgi_version="4")  # type: ignore[arg-type]
+
+
+# --- to_asgi in memory: what the real servers in test_tools_to_asgi.py cannot show ---
+
+
+async def _drive_asgi(
+    asgi_app: Any, scope: dict[str, Any], incoming: list[dict[str, Any]]
+) -> list[Any]:
+    sent: list[Any] = []
+    queue = list(incoming)
+
+    async def receive() -> dict[str, Any]:
+        if queue:
+            return queue.pop(0)
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send(event: Any) -> None:
+        sent.append(dict(event))
+
+    with anyio.fail_after(5):
+        await asgi_app(scope, receive, send)
+    return sent
+
+
+WS_SCOPE = {"type": "websocket", "asgi": {"version": "3.0"}, "path": "/", "query_string": b"",
+            "headers": [], "scheme": "ws", "http_version": "1.1", "subprotocols": []}  # fmt: skip
+
+
+async def test_to_asgi_denial_without_the_server_extension_becomes_403_close() -> None:
+    async def deny(scope: Any, receive: Any, send: Any) -> None:
+        assert "websocket.http.response" in scope["extensions"]  # always offered to PAGI apps
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 401, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"no"})
+
+    sent = await _drive_asgi(to_asgi(deny), dict(WS_SCOPE), [{"type": "websocket.connect"}])
+    assert sent == [{"type": "websocket.close", "code": 1000}]
+    scope = {**WS_SCOPE, "extensions": {"websocket.http.response": {}}}
+    sent = await _drive_asgi(to_asgi(deny), scope, [{"type": "websocket.connect"}])
+    assert [e["type"] for e in sent] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+    ]
+    assert sent[1]["more_body"] is False
+
+
+async def test_to_asgi_checks_pagi_events_with_the_spec() -> None:
+    async def bad(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.body", "body": b"x"})
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "method": "GET", "path": "/",
+             "query_string": b"", "headers": [], "http_version": "1.1"}  # fmt: skip
+    with pytest.raises(EventError, match=r"before http\.response\.start"):
+        await _drive_asgi(to_asgi(bad), scope, [{"type": "http.request", "body": b""}])
+
+
+async def test_to_asgi_sse_keepalive_and_close() -> None:
+    async def stream(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "sse"
+        await send({"type": "sse.start"})
+        await send({"type": "sse.keepalive", "interval": 0.05, "comment": "ping"})
+        await anyio.sleep(0.18)
+        await send({"type": "sse.send", "data": "a\nb", "event": "e", "id": "7"})
+        await send({"type": "sse.close"})
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "method": "GET", "path": "/",
+             "query_string": b"", "headers": [(b"accept", b"text/event-stream")],
+             "http_version": "1.1"}  # fmt: skip
+    sent = await _drive_asgi(to_asgi(stream), scope, [{"type": "http.request", "body": b""}])
+    assert sent[0]["type"] == "http.response.start"
+    assert (b"content-type", b"text/event-stream") in sent[0]["headers"]
+    bodies = [e["body"] for e in sent[1:]]
+    assert 2 <= bodies.count(b": ping\n\n") <= 4
+    assert b"event: e\nid: 7\ndata: a\ndata: b\n\n" in bodies
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}

@@ -19,6 +19,7 @@ PAGI descends from ASGI, so most of the bridge is renaming:
   HTTP response. Lifespan events have the same names in both interfaces;
   ``state`` is the same dict, so what the app stores during startup
   reaches every request.
+* :func:`to_asgi` does the reverse (:mod:`pagi.tools.asgi_host`).
 
 Every event the ASGI app sends is handed to the PAGI ``send``, so an ASGI
 app that breaks the rules meets the server's own validation, naming the
@@ -31,9 +32,9 @@ import inspect
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Literal, cast
 
-from pagi.spec import EventError, Receive, Scope, Send
+from pagi.spec import App, EventError, Receive, Scope, Send
 
-__all__ = ["ASGIApp", "is_asgi2"]
+__all__ = ["ASGIApp", "is_asgi2", "to_asgi"]
 
 ASGIScope = MutableMapping[str, Any]
 ASGIReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -316,3 +317,13 @@ class _SSESend:
         if self.streaming and not self.done:
             self.done = True
             await self.send({"type": "sse.close"})
+
+
+def to_asgi(pagi_app: App) -> ASGI3App:
+    """A PAGI application as an ASGI 3 application, for uvicorn, hypercorn, granian, daphne.
+
+    See :mod:`pagi.tools.asgi_host` for what maps and what degrades.
+    """
+    from pagi.tools.asgi_host import PAGIOnASGI
+
+    return PAGIOnASGI(pagi_app)  # type: ignore[return-value]
