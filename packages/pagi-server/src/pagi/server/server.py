@@ -46,7 +46,12 @@ from pagi.server.config import ServerConfig
 from pagi.server.context import ServerContext
 from pagi.server.io import accept
 from pagi.server.lifespan import Lifespan, LifespanFailure
-from pagi.server.net.listeners import listener_addresses, listener_closed, open_listeners
+from pagi.server.net.listeners import (
+    bind_socket,
+    listener_addresses,
+    listener_closed,
+    open_listeners,
+)
 from pagi.server.protocols.http1 import H1Connection
 from pagi.server.protocols.http2 import H2Connection
 from pagi.server.protocols.responses import simple_response
@@ -120,7 +125,7 @@ class Server:
         listening socket cannot be bound.
         """
         if self.config.workers > 1 and self.worker_num is None and not self._sockets:
-            Supervisor(self.config, self._run_worker).run()
+            Supervisor(self.config, self._run_worker, bind_socket).run()
             return
         backend = "trio" if self.config.loop_type == "trio" else "asyncio"
         options: dict[str, Any] = {}

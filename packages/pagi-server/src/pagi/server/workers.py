@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable
 
 from pagi.server.config import ServerConfig
-from pagi.server.net.listeners import remove_stale_socket
 
 __all__ = ["STARTUP_FAILED", "Supervisor", "WorkerBody"]
 
@@ -45,34 +44,23 @@ _QUICK_DEATH = 1.0
 
 #: What a worker process runs: ``(listening socket, worker number) -> exit status``.
 WorkerBody = Callable[[socket.socket, int], int]
+#: Binds the listening socket the workers share (called once, in the supervisor).
+Binder = Callable[[ServerConfig], socket.socket]
 
 
 class Supervisor:
     """Forks and supervises worker processes; see the module docstring."""
 
-    def __init__(self, config: ServerConfig, work: WorkerBody) -> None:
+    def __init__(self, config: ServerConfig, work: WorkerBody, bind: Binder) -> None:
         self.config = config
         self.work = work
+        self.bind = bind
         self.count = self.config.workers
         self.workers: dict[int, tuple[int, float]] = {}  # pid -> (worker number, start time)
         self.stopping = False
         self.failed = False
         self._signals: list[int] = []
         self._created_uds: str | None = None
-
-    def _bind(self) -> socket.socket:
-        cfg = self.config
-        if cfg.fd is not None:
-            return socket.socket(fileno=cfg.fd)
-        if cfg.uds:
-            remove_stale_socket(cfg.uds)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.bind(cfg.uds)
-            sock.listen(cfg.backlog)
-            self._created_uds = cfg.uds
-            return sock
-        family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
-        return socket.create_server((cfg.host, cfg.port), family=family, backlog=cfg.backlog)
 
     def _spawn(self, sock: socket.socket, number: int) -> None:
         pid = os.fork()
@@ -93,7 +81,9 @@ class Supervisor:
 
     def run(self) -> None:
         """Supervise until told to stop; exits the process with the right status."""
-        sock = self._bind()
+        sock = self.bind(self.config)
+        if self.config.uds and self.config.fd is None:
+            self._created_uds = self.config.uds  # ours to unlink at the end
         previous = {
             signum: signal.signal(signum, lambda s, f: self._signals.append(s))
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

@@ -18,7 +18,13 @@ from anyio.abc import SocketAttribute
 
 from pagi.server.config import ServerConfig
 
-__all__ = ["listener_addresses", "listener_closed", "open_listeners", "remove_stale_socket"]
+__all__ = [
+    "bind_socket",
+    "listener_addresses",
+    "listener_closed",
+    "open_listeners",
+    "remove_stale_socket",
+]
 
 
 async def open_listeners(
@@ -41,6 +47,20 @@ async def open_listeners(
         )
         listeners.extend(multi.listeners)  # type: ignore[arg-type]
     return listeners
+
+
+def bind_socket(cfg: ServerConfig) -> socket.socket:
+    """A bound, listening socket for ``--fd``, ``--uds`` or host and port (pre-fork)."""
+    if cfg.fd is not None:
+        return socket.socket(fileno=cfg.fd)
+    if cfg.uds:
+        remove_stale_socket(cfg.uds)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(cfg.uds)
+        sock.listen(cfg.backlog)
+        return sock
+    family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+    return socket.create_server((cfg.host, cfg.port), family=family, backlog=cfg.backlog)
 
 
 def listener_addresses(
