@@ -20,15 +20,20 @@ from pagi.tools.middleware.base import Middleware as BaseMiddleware
 from pagi.tools.middleware.base import OptionError, ResponseStart
 from pagi.tools.middleware.basic_auth import BasicAuth
 from pagi.tools.middleware.bearer_auth import BearerAuth
+from pagi.tools.middleware.builder import Builder, build
 from pagi.tools.middleware.compress import Compress, GZip
 from pagi.tools.middleware.conditional_get import ConditionalGet
+from pagi.tools.middleware.content_length import ContentLength
 from pagi.tools.middleware.cors import CORS
 from pagi.tools.middleware.csrf import CSRF
 from pagi.tools.middleware.error_handler import ErrorHandler
 from pagi.tools.middleware.etag import ETag
+from pagi.tools.middleware.head import Head
 from pagi.tools.middleware.https_redirect import HTTPSRedirect
+from pagi.tools.middleware.method_override import MethodOverride
 from pagi.tools.middleware.proxy_headers import ProxyHeaders
 from pagi.tools.middleware.rate_limit import RateLimit
+from pagi.tools.middleware.rewrite import Rewrite
 from pagi.tools.middleware.security_headers import SecurityHeaders
 from pagi.tools.middleware.session import Session
 from pagi.tools.middleware.trusted_host import TrustedHost
@@ -42,14 +47,18 @@ __all__ = [
     "BaseMiddleware",
     "BasicAuth",
     "BearerAuth",
+    "Builder",
     "Compress",
     "ConditionalGet",
+    "ContentLength",
     "ETag",
     "ErrorHandler",
     "GZip",
     "HTTPSRedirect",
+    "Head",
     "MemoryBackend",
     "MemoryStore",
+    "MethodOverride",
     "Middleware",
     "OptionError",
     "ProxyHeaders",
@@ -57,10 +66,12 @@ __all__ = [
     "RedisBackend",
     "RedisStore",
     "ResponseStart",
+    "Rewrite",
     "SecurityHeaders",
     "Session",
     "TrustedHost",
     "WebSocketRateLimit",
+    "build",
     "requires",
 ]
 
