@@ -226,7 +226,7 @@ async def _file_chunks(event: Event) -> Any:
     if owned:
         handle = await anyio.to_thread.run_sync(open, os.fspath(event["file"]), "rb")
     try:
-        if offset or not owned:
+        if event.get("offset") is not None:  # absent: the handle's position
             await anyio.to_thread.run_sync(handle.seek, offset)
         while remaining is None or remaining > 0:
             size = FILE_CHUNK if remaining is None else min(FILE_CHUNK, remaining)
