@@ -88,6 +88,49 @@ class ServerConfig:
     write_low_watermark: int = _opt(
         16384, "buffered outbound bytes below which a blocked send() resumes", "limits"
     )
+    h2_max_concurrent_streams: int = _opt(
+        100,
+        "HTTP/2 streams a client may have open, and app tasks per connection whether or not"
+        " the client reset them; more are refused with RST_STREAM REFUSED_STREAM",
+        "limits",
+    )
+    h2_initial_stream_window: int = _opt(
+        65535,
+        "HTTP/2 flow-control window per stream in bytes: at most this much of a request"
+        " body is buffered until the app reads it",
+        "limits",
+    )
+    h2_initial_connection_window: int = _opt(
+        1024 * 1024,
+        "HTTP/2 flow-control window per connection in bytes (65535 or more): request body"
+        " bytes buffered across all the streams of a connection",
+        "limits",
+    )
+    h2_max_frame_size: int = _opt(
+        16384, "largest HTTP/2 frame a client may send (16384-16777215)", "limits"
+    )
+    h2_max_header_list_size: int = _opt(
+        65536,
+        "largest HTTP/2 header block, HPACK-encoded (CONTINUATION frames included) or decoded;"
+        " larger ends the connection with GOAWAY (below it --max-header-size and"
+        " --max-header-count give 431)",
+        "limits",
+    )
+    h2_max_resets_per_window: int = _opt(
+        200,
+        "HTTP/2 streams a client may reset (or have refused) before their response within"
+        " --h2-flood-window; more ends the connection with GOAWAY ENHANCE_YOUR_CALM"
+        " (Rapid Reset; 0 = unlimited)",
+        "limits",
+    )
+    h2_max_control_frames_per_window: int = _opt(
+        1000,
+        "HTTP/2 SETTINGS, PING, PRIORITY, CONTINUATION, empty DATA, unknown frames, and"
+        " WINDOW_UPDATE/RST_STREAM for streams not open, a client may send within"
+        " --h2-flood-window; more ends the connection with GOAWAY ENHANCE_YOUR_CALM"
+        " (0 = unlimited)",
+        "limits",
+    )
 
     # --- timeouts (seconds; 0 disables where noted) ----------------------------
     header_timeout: float = _opt(
@@ -107,6 +150,9 @@ class ServerConfig:
     )
     sse_idle_timeout: float = _opt(
         0.0, "close an SSE stream with nothing sent for this long (0 = off)", "timeouts"
+    )
+    h2_flood_window: float = _opt(
+        10.0, "window over which HTTP/2 resets and control frames are counted", "timeouts"
     )
     ws_close_timeout: float = _opt(
         5.0, "how long to wait for the peer's Close frame after sending ours", "timeouts"
@@ -198,6 +244,8 @@ class ServerConfig:
             "shutdown_timeout",
             "lifespan_startup_timeout",
             "write_low_watermark",
+            "h2_max_resets_per_window",
+            "h2_max_control_frames_per_window",
         )
         for name in nonneg:
             if getattr(self, name) < 0:
@@ -218,6 +266,18 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be positive; got {getattr(self, name)!r}")
         if self.port > 65535:
             raise ConfigError(f"port must be 0-65535; got {self.port}")
+        h2_ranges = (
+            ("h2_max_concurrent_streams", 1, 2**31 - 1),
+            ("h2_initial_stream_window", 1, 2**31 - 1),
+            ("h2_initial_connection_window", 65535, 2**31 - 1),
+            ("h2_max_frame_size", 16384, 2**24 - 1),
+            ("h2_max_header_list_size", 1, 2**31 - 1),
+        )
+        for name, low, high in h2_ranges:
+            if not low <= getattr(self, name) <= high:
+                raise ConfigError(f"{name} must be {low}-{high}; got {getattr(self, name)!r}")
+        if self.h2_flood_window <= 0:
+            raise ConfigError(f"h2_flood_window must be positive; got {self.h2_flood_window!r}")
         if self.write_low_watermark > self.write_high_watermark:
             raise ConfigError("write_low_watermark must not exceed write_high_watermark")
         if not 9 <= self.ws_deflate_window_bits <= 15:

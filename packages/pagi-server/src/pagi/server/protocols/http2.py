@@ -2,28 +2,53 @@
 
 Theory of operation
 -------------------
-One task reads the socket and feeds ``h2``; every event it produces is
-turned into a call on a per-stream :class:`~pagi.server.streams.http.HTTPStream`,
-the same class HTTP/1.1 uses, so the event rules, ``pagi.connection`` and
-the backstop are shared (R-H2-1). Each request stream runs its application
-in its own task of the connection's task group.
+One task reads the socket. Each chunk first goes through the connection's
+:class:`~pagi.server.protocols.http2_guard.FrameGuard` (frame size, header
+block size, control-frame floods), then to ``h2``; every event ``h2``
+produces becomes a call on a per-stream :class:`_H2Stream`, which is both the
+:class:`~pagi.server.streams.http.HTTPStream`'s response wire and its body
+source, so the event rules, ``pagi.connection`` and the backstop are the
+ones HTTP/1.1 uses (R-H2-1). Each request runs its application in its own
+task of the connection's task group.
 
 * ``RequestReceived`` builds the scope from the pseudo-headers: ``:method``,
   ``:path`` (split into ``raw_path`` and ``query_string``), ``:scheme``;
   ``:authority`` becomes the ``host`` header; pseudo-headers never reach
-  the scope; ``cookie`` crumbs are merged (R-H2-10..12).
-* ``DataReceived`` feeds the stream; flow-control credit is returned at
-  once and the body is bounded by ``max_body_size`` (413 and RST_STREAM
-  past it).
-* ``StreamReset`` ends the request with reason ``client_closed`` (R-H2-6).
-* ``WindowUpdated`` / ``RemoteSettingsChanged`` wake the writers waiting
-  for send window.
+  the scope; ``cookie`` crumbs are merged (R-H2-10..12). A method or scheme
+  that is not a token gets RST_STREAM PROTOCOL_ERROR; a header list over
+  ``max_header_size``/``max_header_count`` gets 431, a declared body over
+  ``max_body_size`` 413, and the connection lives on.
+* Request bodies are pulled, as in HTTP/1.1: DATA is queued on its stream
+  and its flow-control credit is returned only when the app comes back to
+  ``receive`` for more, so a stream buffers at most its window
+  (``h2_initial_stream_window``) and a connection at most
+  ``h2_initial_connection_window``. Bytes nobody will read (the stream
+  finished, was reset, or is over ``max_body_size``) are credited at once,
+  and a response that completes while the client is still sending is
+  followed by RST_STREAM NO_ERROR.
+* Bounds: at most ``h2_max_concurrent_streams`` app tasks per connection,
+  reset or not (more streams get REFUSED_STREAM); streams reset by the
+  client before their response (Rapid Reset) and refused streams count
+  toward ``h2_max_resets_per_window``; past it, or past a guard limit, the
+  connection gets GOAWAY ENHANCE_YOUR_CALM, a warning naming the peer and
+  the limit, and is closed. While the outbound buffer is above its high
+  watermark (a client that sends PINGs but does not read the ACKs) the
+  socket is not read.
+* Deadlines come from the server's ticker (:meth:`H2Connection.check_timeouts`):
+  a header block unfinished after ``header_timeout`` ends the connection;
+  an app waiting in ``receive`` longer than ``body_timeout`` for body bytes
+  gets ``http.disconnect`` and its stream RST_STREAM CANCEL; a connection
+  with no stream for ``keepalive_timeout`` gets GOAWAY and is closed.
 
-Writers (:class:`_H2Response`) hold the response head until the first body
-bytes (R-HTTP-23), then send DATA frames no larger than the peer's window
-and frame size allow, waiting for WINDOW_UPDATE when the window is empty.
-Everything ``h2`` wants to send goes through the connection's
-:class:`~pagi.server.transport.Outbox`, so watermarks apply per connection.
+Writers hold the response head until the first body bytes (R-HTTP-23), send
+DATA no larger than the peer's window and frame size allow and wait for
+WINDOW_UPDATE when it is empty. What ``h2`` has to send is not written per
+frame: one sender task moves it to the connection's
+:class:`~pagi.server.transport.Outbox` once every stream that was ready has
+had its turn, so responses finishing together leave in one write. A stream
+sending a large body yields after every ``write_low_watermark`` bytes and
+waits while the outbox is above its high mark, so streams share the
+connection in turn.
 
 Not supported: server push (never sent, R-H2-8) and WebSocket over HTTP/2
 (RFC 8441): Extended CONNECT is not advertised, so clients use HTTP/1.1
@@ -33,10 +58,12 @@ for WebSockets (R-WSH2-6).
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import h2.config
 import h2.connection
 import h2.errors
@@ -46,9 +73,10 @@ import h2.settings
 
 from pagi.server.context import ServerContext
 from pagi.server.protocols.http1_parser import H2_PREFACE
+from pagi.server.protocols.http2_guard import FrameGuard, H2LimitExceeded, RateWindow
 from pagi.server.protocols.responses import simple_response
 from pagi.server.scope import ConnectionInfo, build_scope
-from pagi.server.streams.dispatch import wants_event_stream
+from pagi.server.streams.dispatch import choose_scope_type
 from pagi.server.streams.http import HTTPStream, bodiless
 from pagi.server.transport import Outbox
 from pagi.spec import DisconnectReason
@@ -59,40 +87,98 @@ PREFACE = H2_PREFACE
 
 log = logging.getLogger("pagi.server")
 
+ErrorCodes = h2.errors.ErrorCodes
+_H2Error = h2.exceptions.ProtocolError
+_SettingCodes = h2.settings.SettingCodes
 
 _CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*")
+_DEFAULT_WINDOW = 65535
+
+_RequestReceived = h2.events.RequestReceived
+_DataReceived = h2.events.DataReceived
+_StreamEnded = h2.events.StreamEnded
+_StreamReset = h2.events.StreamReset
+_WindowUpdated = h2.events.WindowUpdated
+_RemoteSettingsChanged = h2.events.RemoteSettingsChanged
+_ConnectionTerminated = h2.events.ConnectionTerminated
 
 
-class _H2Response:
-    """HTTP/2 framing of one response (implements ``ResponseWire``)."""
+def _goaway_frame(last_stream_id: int, code: int) -> bytes:
+    """A serialised GOAWAY frame (RFC 9113 section 6.8), sent without telling ``h2``.
+
+    ``h2`` refuses to send anything after its own GOAWAY, which would cut off
+    the responses a graceful drain is meant to let finish.
+    """
+    payload = last_stream_id.to_bytes(4, "big") + int(code).to_bytes(4, "big")
+    return len(payload).to_bytes(3, "big") + b"\x07\x00\x00\x00\x00\x00" + payload
+
+
+class _H2Stream:
+    """One request stream: its response wire (``ResponseWire``) and body source (``BodySource``)."""
 
     __slots__ = (
-        "_conn",
         "_headers",
         "_is_head",
         "_no_body",
-        "_sid",
         "_trailers",
         "bytes_sent",
+        "conn",
         "ended",
         "head_written",
+        "http",
+        "reset",
+        "sid",
         "status",
+        "unacked",
+        "waiting_since",
     )
 
     def __init__(self, conn: H2Connection, stream_id: int, *, is_head: bool) -> None:
-        self._conn = conn
-        self._sid = stream_id
+        self.conn = conn
+        self.sid = stream_id
+        self.http: HTTPStream | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._is_head = is_head
         self._no_body = is_head
         self._trailers = False
         self.head_written = False
+        #: True once END_STREAM (or trailers) went out for the response.
         self.ended = False
+        #: True once the stream was reset, by either side.
+        self.reset = False
         self.status = 0
         self.bytes_sent = 0
+        #: Body bytes received whose flow-control credit has not been returned yet.
+        self.unacked = 0
+        #: ``time.monotonic()`` since when the app has waited in ``receive`` for body bytes.
+        self.waiting_since: float | None = None
 
+    # --- BodySource: the app asks for more of the request ----------------------------
+    async def pull(self, stream: HTTPStream) -> None:
+        conn = self.conn
+        if self.unacked:
+            # Everything queued has been handed to the app: its credit goes back now.
+            conn.credit(self.sid, self.unacked)
+            self.unacked = 0
+        if stream.body_complete:
+            await stream.wait_changed()  # until the response completes or the client goes
+            return
+        self.waiting_since = time.monotonic()
+        conn.waiting[self.sid] = self
+        try:
+            await stream.wait_changed()
+        finally:
+            self.waiting_since = None
+            conn.waiting.pop(self.sid, None)
+
+    def wake(self) -> None:
+        return None  # a pull only waits on the stream's own change event
+
+    # --- ResponseWire ------------------------------------------------------------------
     def start(self, status: int, headers: list[tuple[bytes, bytes]], trailers: bool) -> None:
         self.status = status
         out = [(b":status", b"%d" % status)]
@@ -106,94 +192,149 @@ class _H2Response:
             elif name == b"server":
                 has_server = True
             out.append((name, value))
-        out.extend(self._conn.ctx.server_fields(has_date, has_server))
+        out.extend(self.conn.ctx.server_fields(has_date, has_server))
         self._headers = out
         self._trailers = trailers
         self._no_body = bodiless(self._is_head, status)
 
-    def _send_head(self, end_stream: bool) -> None:
+    def _send_head(self, end_stream: bool) -> bool:
+        conn = self.conn
         self.head_written = True
-        self._conn.h2.send_headers(self._sid, self._headers, end_stream=end_stream)
+        if conn.closed or self.reset:
+            return False
+        try:
+            conn.h2.send_headers(self.sid, self._headers, end_stream=end_stream)
+        except _H2Error:
+            self.reset = True
+            return False
         if end_stream:
             self.ended = True
-        self._conn.pump()
+        conn.send_soon()
+        return True
 
     async def body(self, data: bytes, final: bool) -> None:
-        conn = self._conn
+        conn = self.conn
         end = final and not self._trailers
         if self._no_body:
             data = b""
         if not self.head_written:
-            self._send_head(end_stream=end and not data)
-            if end and not data:
-                await conn.outbox.flush()
+            if not self._send_head(end_stream=end and not data) or (end and not data):
                 return
-        view = memoryview(bytes(data))
-        self.bytes_sent += len(view)
-        while view or (end and not self.ended):
-            if conn.closed or self._sid in conn.reset_streams:
+        self.bytes_sent += len(data)
+        h2conn = conn.h2
+        sid = self.sid
+        rest = memoryview(data) if len(data) > h2conn.max_outbound_frame_size else data
+        while True:
+            if conn.closed or self.reset:
                 return
-            window = min(
-                conn.h2.local_flow_control_window(self._sid), conn.h2.max_outbound_frame_size
-            )
-            if view and window <= 0:
+            try:
+                window = min(h2conn.local_flow_control_window(sid), h2conn.max_outbound_frame_size)
+            except _H2Error:
+                self.reset = True
+                return
+            if rest and window <= 0:
+                conn.pump()  # what is queued must leave before the client can grant more
                 await conn.wait_window()
                 continue
-            chunk, view = view[:window], view[window:]
-            last = end and not view
-            conn.h2.send_data(self._sid, bytes(chunk), end_stream=last)
+            chunk, rest = rest[:window], rest[window:]
+            last = end and not rest
+            if chunk or last:
+                try:
+                    h2conn.send_data(sid, chunk, end_stream=last)
+                except _H2Error:
+                    self.reset = True
+                    return
             if last:
                 self.ended = True
-            conn.pump()
-            await conn.outbox.write(b"")
-        if final:
-            await conn.outbox.flush()
+            if conn.queued(len(chunk)):
+                await conn.make_room()
+            if not rest:
+                return
 
     async def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
         fields = [(n.lower(), v) for n, v in headers if n.lower() not in _CONNECTION_SPECIFIC]
-        conn = self._conn
-        if not conn.closed and self._sid not in conn.reset_streams:
-            conn.h2.send_headers(self._sid, fields, end_stream=True)
-            self.ended = True
-            conn.pump()
-        await conn.outbox.flush()
+        conn = self.conn
+        if not self.head_written and not self._send_head(end_stream=False):
+            return
+        if conn.closed or self.reset:
+            return
+        try:
+            conn.h2.send_headers(self.sid, fields, end_stream=True)
+        except _H2Error:
+            self.reset = True
+            return
+        self.ended = True
+        conn.send_soon()
 
     async def flush(self) -> None:
         if not self.head_written:
             self._send_head(end_stream=False)
-        await self._conn.outbox.flush()
+        self.conn.pump()
+        await self.conn.outbox.flush()
 
     async def send_continue(self) -> None:
         return None  # HTTP/2 has no interim 100 for PAGI apps to trigger (R-HSRV-7)
 
     def error_response(self, status: int) -> None:
         self.status = status
-        body = simple_response(status, self._conn.ctx).partition(b"\r\n\r\n")[2]
-        headers = [
-            (b":status", b"%d" % status),
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", b"%d" % len(body)),
-            (b"date", self._conn.ctx.date_value()),
-        ]
-        conn = self._conn
-        if conn.closed or self._sid in conn.reset_streams:
-            return
+        conn = self.conn
         self.head_written = True
-        conn.h2.send_headers(self._sid, headers)
-        window = conn.h2.local_flow_control_window(self._sid)
-        if window >= len(body):
-            conn.h2.send_data(self._sid, body, end_stream=True)
-        else:
-            conn.h2.end_stream(self._sid)
+        if conn.closed or self.reset:
+            return
+        body = simple_response(status, conn.ctx).partition(b"\r\n\r\n")[2]
+        try:
+            fits = conn.h2.local_flow_control_window(self.sid) >= len(body)
+            headers = [
+                (b":status", b"%d" % status),
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"date", conn.ctx.date_value()),
+            ]
+            if fits:
+                headers.append((b"content-length", b"%d" % len(body)))
+            conn.h2.send_headers(self.sid, headers)
+            if fits:
+                conn.h2.send_data(self.sid, body, end_stream=True)
+            else:
+                conn.h2.end_stream(self.sid)
+        except _H2Error:
+            self.reset = True
+            return
         self.ended = True
-        conn.pump()
+        conn.send_soon()
 
     def abort(self) -> None:
-        self._conn.reset(self._sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        self.conn.reset_stream(self, ErrorCodes.INTERNAL_ERROR)
 
 
 class H2Connection:
-    """One HTTP/2 connection: a reader plus one task per request stream."""
+    """One HTTP/2 connection: a reader, a sender, and one task per request stream."""
+
+    __slots__ = (
+        "_all_done",
+        "_guard",
+        "_idle_since",
+        "_initial",
+        "_linger",
+        "_read_scope",
+        "_resets",
+        "_send_scheduled",
+        "_send_wanted",
+        "_socket_closed",
+        "_tg",
+        "_unpumped",
+        "_window",
+        "cfg",
+        "closed",
+        "closing",
+        "ctx",
+        "h2",
+        "info",
+        "outbox",
+        "peer",
+        "stream",
+        "streams",
+        "waiting",
+    )
 
     def __init__(
         self,
@@ -211,15 +352,11 @@ class H2Connection:
         config = h2.config.H2Configuration(
             client_side=False, header_encoding=None, validate_inbound_headers=True
         )
-        self.h2 = h2.connection.H2Connection(config=config)
-        self.h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: cfg.max_header_size,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 65535,
-            },
-        )
+        self.h2 = conn = h2.connection.H2Connection(config=config)
+        # What the first SETTINGS frame announces (see _start) ...
+        conn.local_settings = h2.settings.Settings(client=False, initial_values=self._settings())
+        conn.max_inbound_frame_size = cfg.h2_max_frame_size
+        conn.decoder.max_header_list_size = cfg.h2_max_header_list_size
         self.outbox = Outbox(
             stream,
             high=cfg.write_high_watermark,
@@ -227,21 +364,81 @@ class H2Connection:
             write_timeout=cfg.write_timeout,
         )
         self.outbox.on_broken = self._on_write_failed
-        self.streams: dict[int, HTTPStream] = {}
-        self.reset_streams: set[int] = set()
+        #: Streams whose app task is running (reset or not), by stream id.
+        self.streams: dict[int, _H2Stream] = {}
+        #: Streams whose app waits in ``receive`` for body bytes (``body_timeout``).
+        self.waiting: dict[int, _H2Stream] = {}
+        #: No frame may be sent any more (GOAWAY sent or received, or the socket failed).
         self.closed = False
+        #: No new stream is accepted (draining, or closed).
         self.closing = False
+        self._guard = FrameGuard(
+            max_frame_size=cfg.h2_max_frame_size,
+            max_header_block=cfg.h2_max_header_list_size,
+            max_cheap_frames=cfg.h2_max_control_frames_per_window,
+            window=cfg.h2_flood_window,
+            is_open=self.streams.__contains__,
+        )
+        self._resets = RateWindow(cfg.h2_max_resets_per_window, cfg.h2_flood_window)
         self._window: anyio.Event | None = None
+        self._send_wanted: anyio.Event | None = None
+        self._send_scheduled = False
+        self._unpumped = 0
+        self._all_done: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._read_scope: anyio.CancelScope | None = None
         self._idle_since = time.monotonic()
+        self._socket_closed = False
+        self._linger = False
+        client = info.client
+        self.peer = f"{client[0]}:{client[1]}" if client is not None else "unix socket"
 
-    # --- plumbing -------------------------------------------------------------------
+    # --- output ---------------------------------------------------------------------
     def pump(self) -> None:
-        """Queue whatever ``h2`` has to send."""
+        """Hand whatever ``h2`` has to send to the outbox now."""
+        self._unpumped = 0
         data = self.h2.data_to_send()
         if data:
             self.outbox.write_nowait(data)
+
+    def send_soon(self) -> None:
+        """Have the sender pump once every stream that is ready has run (coalesced writes)."""
+        if not self._send_scheduled:
+            self._send_scheduled = True
+            if self._send_wanted is not None:
+                self._send_wanted.set()
+
+    def queued(self, size: int) -> bool:
+        """``size`` body bytes were given to ``h2``; True when the writer should yield."""
+        self._unpumped += size
+        if self._unpumped < self.outbox.low:
+            self.send_soon()
+            return False
+        self.pump()
+        return True
+
+    async def make_room(self) -> None:
+        """Let other streams run; wait while the outbox is above its high watermark."""
+        outbox = self.outbox
+        if outbox.buffered >= outbox.high:
+            await outbox.write(b"")
+        else:
+            await anyio.lowlevel.checkpoint()
+
+    async def _sender(self) -> None:
+        outbox = self.outbox
+        while True:
+            if not self._send_scheduled:
+                wanted = self._send_wanted = anyio.Event()
+                await wanted.wait()
+                self._send_wanted = None
+            self._send_scheduled = False
+            self._unpumped = 0
+            data = self.h2.data_to_send()
+            if data:
+                outbox.write_nowait(data, wake=False)
+                if not outbox.direct:
+                    await outbox.flush()
 
     async def wait_window(self) -> None:
         if self._window is None:
@@ -253,53 +450,170 @@ class H2Connection:
             self._window.set()
             self._window = None
 
-    def reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
-        if self.closed or stream_id in self.reset_streams:
+    def credit(self, stream_id: int, size: int) -> None:
+        """Return ``size`` bytes of flow-control credit (``h2`` decides when to send it)."""
+        if size <= 0 or self.closed:
             return
-        self.reset_streams.add(stream_id)
+        try:
+            self.h2.acknowledge_received_data(size, stream_id)
+        except (_H2Error, ValueError):
+            return
+        self.send_soon()
+
+    def _reset_id(self, stream_id: int, code: ErrorCodes) -> None:
+        if self.closed:
+            return
         try:
             self.h2.reset_stream(stream_id, error_code=code)
-        except h2.exceptions.StreamClosedError:
+        except _H2Error:
             return
-        self.pump()
+        self.send_soon()
 
-    def _on_write_failed(self, reason: str) -> None:
+    def reset_stream(self, state: _H2Stream, code: ErrorCodes) -> None:
+        """Reset one stream; its unread body is dropped and its credit returned."""
+        if state.reset:
+            return
+        state.reset = True
+        self._reset_id(state.sid, code)
+        self._drop_body(state)
+
+    def _drop_body(self, state: _H2Stream) -> None:
+        if state.http is not None:
+            state.http.discard_body()
+        if state.unacked:
+            self.credit(state.sid, state.unacked)
+            state.unacked = 0
+
+    def _respond_at_once(self, stream_id: int, status: int, ended: bool) -> None:
+        """A server-made response without running the app (431, 413, 501)."""
+        if self.closed:
+            return
+        headers = [
+            (b":status", b"%d" % status),
+            (b"content-length", b"0"),
+            (b"date", self.ctx.date_value()),
+        ]
+        try:
+            self.h2.send_headers(stream_id, headers, end_stream=True)
+        except _H2Error:
+            return
+        if not ended:
+            self._reset_id(stream_id, ErrorCodes.NO_ERROR)  # the body is not wanted
+        self.send_soon()
+
+    # --- ending the connection ------------------------------------------------------
+    def _stop(self, reason: str) -> None:
+        """No more frames: end every stream with ``reason`` and stop reading."""
         self.closed = True
-        for stream in list(self.streams.values()):
-            stream.disconnect(reason)
+        self.closing = True
+        for state in list(self.streams.values()):
+            if state.http is not None:
+                state.http.disconnect(reason)
         self._wake_writers()
         if self._read_scope is not None:
             self._read_scope.cancel()
 
+    def _goaway(self, code: ErrorCodes, debug: str, reason: str) -> None:
+        """Send GOAWAY ``code`` and close; in-flight streams end with ``reason``."""
+        if self.closed:
+            return
+        self.pump()
+        try:
+            self.h2.close_connection(error_code=code, additional_data=debug.encode()[:256])
+        except _H2Error:
+            pass
+        self.pump()
+        self._linger = True
+        self._stop(reason)
+
+    def _too_much(self, code: ErrorCodes, limit: str, detail: str) -> None:
+        """A client went past a limit: a warning naming it, GOAWAY, close."""
+        if self.closed:
+            return
+        log.warning(
+            "HTTP/2 client %s: %s; limit %s=%s reached, sending GOAWAY %s and closing",
+            self.peer,
+            detail,
+            limit,
+            getattr(self.cfg, limit),
+            code.name,
+        )
+        self._goaway(code, limit, DisconnectReason.PROTOCOL_ERROR)
+
+    def _on_write_failed(self, reason: str) -> None:
+        self._stop(reason)
+
     # --- server integration ---------------------------------------------------------
     def begin_drain(self) -> None:
-        """Send GOAWAY: in-flight streams finish, new ones are refused."""
+        """Send GOAWAY NO_ERROR: in-flight streams finish, new ones are refused."""
+        if self.closing:
+            return
         self.closing = True
         if not self.closed:
-            self.h2.close_connection()
             self.pump()
+            self.outbox.write_nowait(
+                _goaway_frame(self.h2.highest_inbound_stream_id, ErrorCodes.NO_ERROR)
+            )
         if not self.streams and self._read_scope is not None:
             self._read_scope.cancel()
 
     def force_close(self) -> None:
-        for stream in list(self.streams.values()):
-            stream.disconnect(DisconnectReason.SERVER_SHUTDOWN)
+        for state in list(self.streams.values()):
+            if state.http is not None:
+                state.http.disconnect(DisconnectReason.SERVER_SHUTDOWN)
         self.outbox.abort(DisconnectReason.SERVER_SHUTDOWN)
-        self.closed = True
+        self.closed = self.closing = True
         self._wake_writers()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
     def check_timeouts(self, now: float) -> None:
-        timeout = self.cfg.keepalive_timeout
+        """Called by the server's ticker: header, body and idle deadlines, stuck writes."""
+        self.outbox.check_write_timeout(now)
+        if self.closed:
+            return
+        cfg = self.cfg
+        since = self._guard.header_since
+        if since is not None and cfg.header_timeout and now - since >= cfg.header_timeout:
+            log.warning(
+                "HTTP/2 client %s: header block unfinished after header_timeout=%ss, closing",
+                self.peer,
+                cfg.header_timeout,
+            )
+            self._goaway(ErrorCodes.NO_ERROR, "header_timeout", DisconnectReason.CLIENT_TIMEOUT)
+            return
+        if cfg.body_timeout and self.waiting:
+            for state in list(self.waiting.values()):
+                waiting = state.waiting_since
+                if waiting is not None and now - waiting >= cfg.body_timeout:
+                    self._body_timed_out(state)
+        timeout = cfg.keepalive_timeout
         if (
             timeout
             and not self.streams
+            and since is None
+            and not self.closing
             and now - self._idle_since >= timeout
-            and self._read_scope is not None
         ):
-            self.begin_drain()
-        self.outbox.check_write_timeout(now)
+            self._goaway(ErrorCodes.NO_ERROR, "idle", DisconnectReason.KEEPALIVE_TIMEOUT)
+
+    def _body_timed_out(self, state: _H2Stream) -> None:
+        log.warning(
+            "HTTP/2 client %s: stream %d sent no body bytes for body_timeout=%ss,"
+            " sending RST_STREAM CANCEL",
+            self.peer,
+            state.sid,
+            self.cfg.body_timeout,
+        )
+        self.waiting.pop(state.sid, None)
+        state.waiting_since = None
+        if state.http is not None:
+            state.http.body_timed_out()
+        self.reset_stream(state, ErrorCodes.CANCEL)
+
+    def buffered_body_bytes(self) -> dict[int, int]:
+        """Request body bytes held per stream (received, credit not yet returned)."""
+        return {sid: state.unacked for sid, state in self.streams.items()}
 
     # --- lifecycle ------------------------------------------------------------------
     async def run(self) -> None:
@@ -309,49 +623,116 @@ class H2Connection:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self.outbox.spawn = tg.start_soon
-                self.h2.initiate_connection()
-                self.pump()
+                tg.start_soon(self._sender, name="h2 sender")
+                self._start()
                 await self._read()
-                self.closed = True
-                for stream in list(self.streams.values()):
-                    stream.disconnect(DisconnectReason.CLIENT_CLOSED)
-                self._wake_writers()
-                with anyio.move_on_after(self.cfg.shutdown_timeout or 5):
-                    while self.streams:
-                        await anyio.sleep(0.02)
-                await self.outbox.flush()
+                if not self.closed:
+                    self._stop(DisconnectReason.CLIENT_CLOSED)
+                self.pump()
+                with anyio.CancelScope(shield=True):
+                    await self._close_socket()
+                if self.streams:  # apps that have not noticed yet; they cannot write now
+                    done = self._all_done = anyio.Event()
+                    with anyio.move_on_after(self.cfg.shutdown_timeout or 5):
+                        await done.wait()
                 tg.cancel_scope.cancel()
         except Exception:
             log.exception("HTTP/2 connection handler failed")
         finally:
-            self.ctx.connections.discard(self)
             with anyio.CancelScope(shield=True):
-                try:
-                    with anyio.move_on_after(1):
-                        await self.outbox.flush()
-                    await self.stream.aclose()
-                except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass
+                await self._close_socket()
+            self.ctx.connections.discard(self)
+
+    def _settings(self) -> dict[h2.settings.SettingCodes, int]:
+        cfg = self.cfg
+        return {
+            _SettingCodes.MAX_CONCURRENT_STREAMS: cfg.h2_max_concurrent_streams,
+            _SettingCodes.MAX_HEADER_LIST_SIZE: cfg.h2_max_header_list_size,
+            _SettingCodes.MAX_FRAME_SIZE: cfg.h2_max_frame_size,
+            _SettingCodes.INITIAL_WINDOW_SIZE: cfg.h2_initial_stream_window,
+        }
+
+    def _start(self) -> None:
+        cfg = self.cfg
+        conn = self.h2
+        conn.initiate_connection()
+        # ... and what h2 enforces. The stream limit is the driver's: it refuses
+        # streams past it with REFUSED_STREAM (RFC 9113 5.1.2) and counts the apps
+        # of reset streams too, where h2 would end the whole connection. A window
+        # smaller than the default applies once the client has acknowledged it.
+        settings = self._settings()
+        settings[_SettingCodes.MAX_CONCURRENT_STREAMS] = 2**31 - 1
+        window = cfg.h2_initial_stream_window
+        settings[_SettingCodes.INITIAL_WINDOW_SIZE] = max(window, _DEFAULT_WINDOW)
+        conn.local_settings = h2.settings.Settings(client=False, initial_values=settings)
+        if window < _DEFAULT_WINDOW:
+            conn.local_settings[_SettingCodes.INITIAL_WINDOW_SIZE] = window  # pending the ACK
+        extra = cfg.h2_initial_connection_window - _DEFAULT_WINDOW
+        if extra > 0:
+            conn.increment_flow_control_window(extra)
+        self.pump()
+
+    async def _close_socket(self) -> None:
+        if self._socket_closed:
+            return
+        self._socket_closed = True
+        if self._linger:
+            with anyio.move_on_after(1):
+                await self.outbox.flush()
+                await self._drain_input()
+        # Every byte delivered, or a reset at write_timeout: never left to the event loop.
+        await self.outbox.close()
+
+    async def _drain_input(self) -> None:
+        """After our GOAWAY: half-close, then read and drop what still comes.
+
+        Closing with unread input makes the kernel send a reset, which can
+        destroy the GOAWAY before the client has read it.
+        """
+        try:
+            await self.stream.send_eof()
+        except Exception:
+            return
+        total = 0
+        while total < 1024 * 1024:
+            try:
+                total += len(await self.stream.receive(65536))
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return
+            except OSError:
+                return
 
     async def _read(self) -> None:
         with anyio.CancelScope() as scope:
             self._read_scope = scope
             data = self._initial
-            while True:
+            self._initial = b""
+            receive = self.stream.receive
+            guard = self._guard
+            outbox = self.outbox
+            while not self.closed:
                 if data:
+                    try:
+                        guard.scan(data, time.monotonic())
+                    except H2LimitExceeded as exc:
+                        self._too_much(exc.code, exc.limit, exc.detail)
+                        return
                     try:
                         events = self.h2.receive_data(data)
                     except h2.exceptions.ProtocolError as exc:
-                        log.debug("HTTP/2 protocol error: %s", exc)
-                        self.pump()  # h2 has queued the GOAWAY
+                        self._protocol_error(exc)
                         return
-                    for event in events:
-                        self._dispatch(event)
+                    if events:
+                        self._dispatch(events)
+                    if self.closed or (self.closing and not self.streams):
+                        return
                     self.pump()
-                    if self.closing and not self.streams:
-                        return
+                    if outbox.buffered >= outbox.high:
+                        # Stop reading while the client does not read what we send
+                        # (a PING flood's ACKs): it cannot make us queue more.
+                        await outbox.write(b"")
                 try:
-                    data = await self.stream.receive(65536)
+                    data = await receive(65536)
                 except (
                     anyio.EndOfStream,
                     anyio.BrokenResourceError,
@@ -360,49 +741,111 @@ class H2Connection:
                 ):
                     return
 
-    def _dispatch(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.RequestReceived):
-            self._on_request(event)
-        elif isinstance(event, h2.events.DataReceived):
-            stream = self.streams.get(event.stream_id)
-            if stream is None:
-                return
-            stream.feed(event.data)
-            # Credit returned at once: a body is bounded by max_body_size instead.
-            self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            max_body = self.cfg.max_body_size
-            if max_body and stream.body_size > max_body:
-                stream.error_status = 413
-                stream.disconnect(DisconnectReason.BODY_TOO_LARGE)
-                self.reset(event.stream_id, h2.errors.ErrorCodes.CANCEL)
-        elif isinstance(event, h2.events.StreamEnded):
-            stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                stream.end_body()
-        elif isinstance(event, h2.events.StreamReset):
-            self.reset_streams.add(event.stream_id)
-            stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                stream.disconnect(DisconnectReason.CLIENT_CLOSED)
-            self._wake_writers()
-        elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
-            self._wake_writers()
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self.closing = True
-            for stream in list(self.streams.values()):
-                stream.disconnect(DisconnectReason.CLIENT_CLOSED)
-            self._wake_writers()
+    def _protocol_error(self, exc: h2.exceptions.ProtocolError) -> None:
+        """``h2`` found the client at fault and has queued its GOAWAY."""
+        if isinstance(exc, h2.exceptions.DenialOfServiceError):
+            log.warning(
+                "HTTP/2 client %s: %s; limit h2_max_header_list_size=%s, closing",
+                self.peer,
+                exc,
+                self.cfg.h2_max_header_list_size,
+            )
+        else:
+            log.info("HTTP/2 client %s: protocol error: %s; closing", self.peer, exc)
+        self.pump()
+        self._stop(DisconnectReason.PROTOCOL_ERROR)
 
-    def _on_request(self, event: h2.events.RequestReceived) -> None:
+    def _dispatch(self, events: list[h2.events.Event]) -> None:
+        reset_at_once: set[int] | None = None
+        for event in events:
+            kind = type(event)
+            if kind is _RequestReceived:
+                if reset_at_once is None:
+                    reset_at_once = {e.stream_id for e in events if type(e) is _StreamReset}
+                self._on_request(event, reset_at_once)  # type: ignore[arg-type]
+            elif kind is _DataReceived:
+                self._on_data(event)  # type: ignore[arg-type]
+            elif kind is _StreamEnded:
+                state = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
+                if state is not None and state.http is not None:
+                    state.http.end_body()
+            elif kind is _StreamReset:
+                self._on_reset(event)  # type: ignore[arg-type]
+            elif kind is _WindowUpdated or kind is _RemoteSettingsChanged:
+                self._wake_writers()
+            elif kind is _ConnectionTerminated:
+                # h2 sends nothing after the client's GOAWAY: what is in flight ends here.
+                self._stop(DisconnectReason.CLIENT_CLOSED)
+            if self.closed:
+                return
+
+    def _count_reset(self, what: str) -> None:
+        if self._resets.hit(time.monotonic()):
+            self._too_much(
+                ErrorCodes.ENHANCE_YOUR_CALM,
+                "h2_max_resets_per_window",
+                f"{self._resets.count} streams {what} before their response"
+                f" in under {self._resets.window:g}s",
+            )
+
+    def _on_reset(self, event: h2.events.StreamReset) -> None:
+        state = self.streams.get(event.stream_id)
+        if state is None or state.reset:
+            return  # finished already, or we reset it first
+        state.reset = True
+        if state.http is not None:
+            state.http.disconnect(DisconnectReason.CLIENT_CLOSED)
+        self._drop_body(state)
+        self._wake_writers()
+        if not state.ended:
+            self._count_reset("reset")
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        sid = event.stream_id
+        size = event.flow_controlled_length
+        state = self.streams.get(sid)
+        http = state.http if state is not None else None
+        if state is None or http is None or state.reset or http.discarding:
+            self.credit(sid, size)  # nobody will read it
+            return
+        data = event.data
+        length = len(data)
+        if size > length:
+            self.credit(sid, size - length)  # padding
+        if not length:
+            return
+        http.feed(data)
+        state.unacked += length
+        max_body = self.cfg.max_body_size
+        if max_body and http.body_size > max_body:
+            http.error_status = 413
+            http.disconnect(DisconnectReason.BODY_TOO_LARGE)
+            self._drop_body(state)
+
+    def _on_request(self, event: h2.events.RequestReceived, reset_at_once: set[int]) -> None:
         sid = event.stream_id
         if self.closing:
-            self.reset(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self._reset_id(sid, ErrorCodes.REFUSED_STREAM)
             return
+        if sid in reset_at_once:
+            self._count_reset("reset")  # Rapid Reset: the app is never started
+            return
+        cfg = self.cfg
+        if len(self.streams) >= cfg.h2_max_concurrent_streams:
+            # Apps of streams the client reset still run and still count.
+            self._reset_id(sid, ErrorCodes.REFUSED_STREAM)
+            self._count_reset("refused")
+            return
+        ended = event.stream_ended is not None
         method = path = scheme = authority = b""
         headers: list[tuple[bytes, bytes]] = []
-        has_host = False
-        for name, value in event.headers:
-            if name.startswith(b":"):
+        accept: list[bytes] = []
+        size = count = cookies = 0
+        declared = b""
+        has_host = extended = False
+        for name, value in event.headers or ():
+            size += len(name) + len(value)
+            if name[:1] == b":":
                 if name == b":method":
                     method = value
                 elif name == b":path":
@@ -412,71 +855,103 @@ class H2Connection:
                 elif name == b":authority":
                     authority = value
                 elif name == b":protocol":
-                    self._refuse(sid, 501)  # no Extended CONNECT support (R-WSH2-6)
-                    return
+                    extended = True
                 continue
+            count += 1
             if name == b"host":
                 has_host = True
                 if authority:
                     value = authority
+            elif name == b"cookie":
+                cookies += 1
+            elif name == b"accept":
+                accept.append(value)
+            elif name == b"content-length":
+                declared = value
             headers.append((name, value))
+        if (
+            _TOKEN.fullmatch(method) is None
+            or _SCHEME.fullmatch(scheme) is None
+            or (not path and method != b"CONNECT")
+        ):
+            log.info("HTTP/2 client %s: stream %d is malformed, resetting it", self.peer, sid)
+            self._reset_id(sid, ErrorCodes.PROTOCOL_ERROR)  # a stream error (RFC 9113 8.1.1)
+            return
+        if cookies > 1:
+            count -= cookies - 1  # crumbs of one cookie field (R-H2-12)
+        if size > cfg.max_header_size or count > cfg.max_header_count:
+            self._respond_at_once(sid, 431, ended)
+            return
+        if extended or method == b"CONNECT":
+            self._respond_at_once(sid, 501, ended)  # no Extended CONNECT support (R-WSH2-6)
+            return
+        if (
+            declared
+            and cfg.max_body_size
+            and (not declared.isdigit() or int(declared) > cfg.max_body_size)
+        ):
+            self._respond_at_once(sid, 413 if declared.isdigit() else 400, ended)
+            return
         if authority and not has_host:
             headers.insert(0, (b"host", authority))  # R-H2-11
-        if method == b"CONNECT":
-            self._refuse(sid, 501)
-            return
-        accept = b", ".join(v for n, v in headers if n == b"accept")
-        scope_type = "sse" if accept and wants_event_stream(accept) else "http"
-        info = self.info
+        method_name = method.decode("ascii")
+        scope_type = choose_scope_type(method_name, accept=b", ".join(accept))
         scope = build_scope(
             scope_type,
-            info,
-            method=method.decode("ascii"),
+            self.info,
+            method=method_name,
             http_version="2",
             target=path,
             headers=headers,
         )
-        scope["scheme"] = scheme.decode("ascii") or scope["scheme"]
+        scope["scheme"] = scheme.decode("ascii")
         if scope_type == "http":
             scope["extensions"]["fullflush"] = {}
-        wire = _H2Response(self, sid, is_head=method == b"HEAD")
-        ended = event.stream_ended is not None
-        stream = HTTPStream(scope, wire, transport=self.outbox.handle(), has_body=not ended)
-        self.streams[sid] = stream
+        state = _H2Stream(self, sid, is_head=method == b"HEAD")
+        http = HTTPStream(scope, state, transport=self.outbox.handle(), has_body=not ended)
+        http.source = state
+        state.http = http
+        self.streams[sid] = state
         assert self._tg is not None
-        self._tg.start_soon(self._run_stream, sid, stream)
+        self._tg.start_soon(self._run_stream, state, name="h2 stream")
 
-    def _refuse(self, sid: int, status: int) -> None:
-        self.h2.send_headers(sid, [(b":status", b"%d" % status)], end_stream=True)
-        self.pump()
-
-    async def _run_stream(self, sid: int, stream: HTTPStream) -> None:
-        started = time.perf_counter()
+    async def _run_stream(self, state: _H2Stream) -> None:
+        http = state.http
+        assert http is not None
+        access_log = self.ctx.access_log
+        started = time.perf_counter() if access_log is not None else 0.0
         try:
-            if stream.scope["type"] == "sse":
-                await self._run_sse(stream)
+            if http.scope["type"] == "sse":
+                from pagi.server.streams.sse import serve_sse
+
+                await serve_sse(self.ctx, http)
             else:
-                await stream.run(self.ctx.app)
+                await http.run(self.ctx.app)
         finally:
-            wire = stream.wire
-            assert isinstance(wire, _H2Response)
-            if not wire.ended and not self.closed:
-                self.reset(sid, h2.errors.ErrorCodes.CANCEL)
-            del self.streams[sid]
-            if not self.streams:
-                self._idle_since = time.monotonic()
-                if self.closing and self._read_scope is not None:
-                    self._read_scope.cancel()
-            access_log = self.ctx.access_log
+            self._finish(state)
             if access_log is not None:
                 elapsed = time.perf_counter() - started
-                access_log.log(stream.scope, wire.status, wire.bytes_sent, elapsed)
+                access_log.log(http.scope, state.status, state.bytes_sent, elapsed)
 
-    async def _run_sse(self, stream: HTTPStream) -> None:
-        from pagi.server.streams import sse
-
-        serve = getattr(sse, "serve_sse", None)
-        if serve is None:  # SSE over HTTP/2 needs the shared SSE stream entry point
-            stream.wire.error_response(501)
-            return
-        await serve(self.ctx, stream)
+    def _finish(self, state: _H2Stream) -> None:
+        http = state.http
+        assert http is not None
+        if not self.closed and not state.reset:
+            if not state.ended:
+                self.reset_stream(state, ErrorCodes.CANCEL)
+            elif not http.body_complete:
+                # The response is complete and the client is still sending:
+                # ask it to stop (RFC 9113 section 8.1) rather than read on.
+                self.reset_stream(state, ErrorCodes.NO_ERROR)
+        http.discard_body()
+        if state.unacked:
+            self.credit(state.sid, state.unacked)
+            state.unacked = 0
+        self.waiting.pop(state.sid, None)
+        del self.streams[state.sid]
+        if not self.streams:
+            self._idle_since = time.monotonic()
+            if self._all_done is not None:
+                self._all_done.set()
+            if self.closing and self._read_scope is not None:
+                self._read_scope.cancel()
