@@ -29,13 +29,17 @@ from pagi.tools.middleware.csrf import CSRF
 from pagi.tools.middleware.error_handler import ErrorHandler
 from pagi.tools.middleware.etag import ETag
 from pagi.tools.middleware.head import Head
+from pagi.tools.middleware.healthcheck import Healthcheck
 from pagi.tools.middleware.https_redirect import HTTPSRedirect
+from pagi.tools.middleware.maintenance import Maintenance
 from pagi.tools.middleware.method_override import MethodOverride
 from pagi.tools.middleware.proxy_headers import ProxyHeaders
 from pagi.tools.middleware.rate_limit import RateLimit
+from pagi.tools.middleware.request_id import RequestId, RequestIdFilter
 from pagi.tools.middleware.rewrite import Rewrite
 from pagi.tools.middleware.security_headers import SecurityHeaders
 from pagi.tools.middleware.session import Session
+from pagi.tools.middleware.timing import AccessLog, ServerTiming, Timing
 from pagi.tools.middleware.trusted_host import TrustedHost
 from pagi.tools.middleware.websocket_rate_limit import WebSocketRateLimit
 from pagi.tools.ratelimit_backends import MemoryBackend, RedisBackend
@@ -44,6 +48,7 @@ from pagi.tools.session_stores import MemoryStore, RedisStore
 __all__ = [
     "CORS",
     "CSRF",
+    "AccessLog",
     "BaseMiddleware",
     "BasicAuth",
     "BearerAuth",
@@ -56,6 +61,8 @@ __all__ = [
     "GZip",
     "HTTPSRedirect",
     "Head",
+    "Healthcheck",
+    "Maintenance",
     "MemoryBackend",
     "MemoryStore",
     "MethodOverride",
@@ -65,10 +72,14 @@ __all__ = [
     "RateLimit",
     "RedisBackend",
     "RedisStore",
+    "RequestId",
+    "RequestIdFilter",
     "ResponseStart",
     "Rewrite",
     "SecurityHeaders",
+    "ServerTiming",
     "Session",
+    "Timing",
     "TrustedHost",
     "WebSocketRateLimit",
     "build",
