@@ -20,10 +20,12 @@ from pagi.tools.middleware.base import Middleware as BaseMiddleware
 from pagi.tools.middleware.base import OptionError, ResponseStart
 from pagi.tools.middleware.basic_auth import BasicAuth
 from pagi.tools.middleware.bearer_auth import BearerAuth
+from pagi.tools.middleware.body_parsers import FormBody, JSONBody
 from pagi.tools.middleware.builder import Builder, build
 from pagi.tools.middleware.compress import Compress, GZip
 from pagi.tools.middleware.conditional_get import ConditionalGet
 from pagi.tools.middleware.content_length import ContentLength
+from pagi.tools.middleware.content_negotiation import ContentNegotiation
 from pagi.tools.middleware.cors import CORS
 from pagi.tools.middleware.csrf import CSRF
 from pagi.tools.middleware.error_handler import ErrorHandler
@@ -39,9 +41,11 @@ from pagi.tools.middleware.request_id import RequestId, RequestIdFilter
 from pagi.tools.middleware.rewrite import Rewrite
 from pagi.tools.middleware.security_headers import SecurityHeaders
 from pagi.tools.middleware.session import Session
+from pagi.tools.middleware.sse_retry import SSERetry
 from pagi.tools.middleware.timing import AccessLog, ServerTiming, Timing
 from pagi.tools.middleware.trusted_host import TrustedHost
 from pagi.tools.middleware.websocket_rate_limit import WebSocketRateLimit
+from pagi.tools.middleware.xsendfile import XSendfile
 from pagi.tools.ratelimit_backends import MemoryBackend, RedisBackend
 from pagi.tools.session_stores import MemoryStore, RedisStore
 
@@ -56,12 +60,15 @@ __all__ = [
     "Compress",
     "ConditionalGet",
     "ContentLength",
+    "ContentNegotiation",
     "ETag",
     "ErrorHandler",
+    "FormBody",
     "GZip",
     "HTTPSRedirect",
     "Head",
     "Healthcheck",
+    "JSONBody",
     "Maintenance",
     "MemoryBackend",
     "MemoryStore",
@@ -76,12 +83,14 @@ __all__ = [
     "RequestIdFilter",
     "ResponseStart",
     "Rewrite",
+    "SSERetry",
     "SecurityHeaders",
     "ServerTiming",
     "Session",
     "Timing",
     "TrustedHost",
     "WebSocketRateLimit",
+    "XSendfile",
     "build",
     "requires",
 ]
