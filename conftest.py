@@ -8,3 +8,13 @@ import pytest
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-long",
+        metavar="MINUTES",
+        default=None,
+        help="run the HTTP/1.x parser differential fuzzing for MINUTES "
+        "(packages/pagi-server/tests/test_server_parser_fuzz.py; env PAGI_FUZZ_MINUTES)",
+    )
