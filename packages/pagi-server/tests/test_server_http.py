@@ -393,7 +393,7 @@ async def test_length_framed_file_bodies_use_sendfile_on_asyncio(
     serve: Any, tmp_path: Any, monkeypatch: Any, anyio_backend: str
 ) -> None:
     """R-HFILE-3: zero copy where the framing allows; bytes identical either way."""
-    from pagi.server.io import TransportStream
+    from pagi.server.net.stream import TransportStream
 
     calls: list[tuple[int, int]] = []
     original = TransportStream.sendfile

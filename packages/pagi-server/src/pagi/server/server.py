@@ -44,7 +44,6 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 from pagi.server.accesslog import AccessLog
 from pagi.server.config import ServerConfig
 from pagi.server.context import ServerContext
-from pagi.server.io import accept
 from pagi.server.lifespan import Lifespan, LifespanFailure
 from pagi.server.net.listeners import (
     bind_socket,
@@ -52,6 +51,7 @@ from pagi.server.net.listeners import (
     listener_closed,
     open_listeners,
 )
+from pagi.server.net.stream import accept
 from pagi.server.protocols.http1 import H1Connection
 from pagi.server.protocols.http2 import H2Connection
 from pagi.server.protocols.responses import simple_response

@@ -49,6 +49,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 
 from pagi.server.context import ServerContext
+from pagi.server.net.outbox import Outbox
 from pagi.server.protocols.http1_parser import (
     H2_PREFACE,
     ChunkedReader,
@@ -62,7 +63,6 @@ from pagi.server.protocols.responses import simple_response
 from pagi.server.scope import ConnectionInfo, build_scope
 from pagi.server.streams.dispatch import choose_scope_type
 from pagi.server.streams.http import HTTPStream
-from pagi.server.transport import Outbox
 from pagi.spec import DisconnectReason
 
 __all__ = ["H1Connection"]
@@ -118,7 +118,7 @@ class H1Connection:
         self.cfg = ctx.config
         self.stream = stream
         self.info = info
-        self.outbox = Outbox(
+        self.outbox = Outbox.open(
             stream,
             high=self.cfg.write_high_watermark,
             low=self.cfg.write_low_watermark,

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING
 
 import anyio
 
-from pagi.server.io import TransportStream
+from pagi.server.net.stream import TransportStream
 from pagi.server.protocols.responses import filter_response_fields, simple_response, status_line
 from pagi.server.streams.http import bodiless
 from pagi.spec import DisconnectReason

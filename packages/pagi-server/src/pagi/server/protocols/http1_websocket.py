@@ -54,9 +54,7 @@ class H1Carrier:
         self.conn.ctx.connections.discard(session)
 
     def writer(self) -> Callable[[], Coroutine[Any, Any, None]] | None:
-        # On asyncio the transport's own buffer is the outbox; on trio the
-        # outbox's writer starts on demand when a task group was lent to it.
-        return self.outbox.run if getattr(self.outbox, "spawn", None) is None else None
+        return self.outbox.writer()
 
     async def receive(self) -> tuple[bytes, str]:
         try:

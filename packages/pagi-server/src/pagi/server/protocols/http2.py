@@ -78,7 +78,7 @@ from pagi.server.protocols.responses import simple_response
 from pagi.server.scope import ConnectionInfo, build_scope
 from pagi.server.streams.dispatch import choose_scope_type
 from pagi.server.streams.http import HTTPStream, bodiless
-from pagi.server.transport import Outbox
+from pagi.server.net.outbox import Outbox
 from pagi.spec import DisconnectReason
 
 __all__ = ["PREFACE", "H2Connection"]
@@ -357,7 +357,7 @@ class H2Connection:
         conn.local_settings = h2.settings.Settings(client=False, initial_values=self._settings())
         conn.max_inbound_frame_size = cfg.h2_max_frame_size
         conn.decoder.max_header_list_size = cfg.h2_max_header_list_size
-        self.outbox = Outbox(
+        self.outbox = Outbox.open(
             stream,
             high=cfg.write_high_watermark,
             low=cfg.write_low_watermark,
