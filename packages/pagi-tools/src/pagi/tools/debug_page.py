@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-__all__ = ["exception_chain", "frames", "render_html", "render_json"]
+__all__ = ["exception_chain", "frames", "render_html", "render_json", "safe_repr"]
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = 200
@@ -29,7 +29,8 @@ _REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = _REPR.maxset = 20
 _MAX_LOCALS = 50
 
 
-def _safe_repr(value: object) -> str:
+def safe_repr(value: object) -> str:
+    """``repr(value)`` cut to a readable length; never raises."""
     try:
         return _REPR.repr(value)
     except Exception as exc:  # a broken __repr__ must not break the error page
@@ -48,7 +49,7 @@ def frames(tb: TracebackType | None) -> list[dict[str, Any]]:
                 "line": lineno,
                 "function": code.co_name,
                 "code": linecache.getline(code.co_filename, lineno).strip(),
-                "locals": {name: _safe_repr(value) for name, value in local_items},
+                "locals": {name: safe_repr(value) for name, value in local_items},
             }
         )
     return out

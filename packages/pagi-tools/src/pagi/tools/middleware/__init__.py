@@ -28,6 +28,7 @@ from pagi.tools.middleware.content_length import ContentLength
 from pagi.tools.middleware.content_negotiation import ContentNegotiation
 from pagi.tools.middleware.cors import CORS
 from pagi.tools.middleware.csrf import CSRF
+from pagi.tools.middleware.debug_panel import DebugPanel
 from pagi.tools.middleware.error_handler import ErrorHandler
 from pagi.tools.middleware.etag import ETag
 from pagi.tools.middleware.head import Head
@@ -42,6 +43,7 @@ from pagi.tools.middleware.rewrite import Rewrite
 from pagi.tools.middleware.security_headers import SecurityHeaders
 from pagi.tools.middleware.session import Session
 from pagi.tools.middleware.sse_retry import SSERetry
+from pagi.tools.middleware.static_files import StaticFiles
 from pagi.tools.middleware.timing import AccessLog, ServerTiming, Timing
 from pagi.tools.middleware.trusted_host import TrustedHost
 from pagi.tools.middleware.websocket_rate_limit import WebSocketRateLimit
@@ -61,6 +63,7 @@ __all__ = [
     "ConditionalGet",
     "ContentLength",
     "ContentNegotiation",
+    "DebugPanel",
     "ETag",
     "ErrorHandler",
     "FormBody",
@@ -87,6 +90,7 @@ __all__ = [
     "SecurityHeaders",
     "ServerTiming",
     "Session",
+    "StaticFiles",
     "Timing",
     "TrustedHost",
     "WebSocketRateLimit",
