@@ -52,9 +52,8 @@ from pagi.server.net.listeners import (
     open_listeners,
 )
 from pagi.server.net.stream import accept
-from pagi.server.protocols.http1 import H1Connection
-from pagi.server.protocols.http2 import H2Connection
 from pagi.server.protocols.responses import simple_response
+from pagi.server.protocols.select import serve_connection
 from pagi.server.proxy import ProxyTrust
 from pagi.server.scope import ConnectionInfo
 from pagi.server.tls import build_ssl_context, tls_scope_info
@@ -393,10 +392,8 @@ class Server:
             tls = tls_scope_info(stream)
         info = _connection_info(raw, tls, cfg.root_path, ctx.state)
         info.proxy = self._proxy
-        if tls is not None and stream.extra(TLSAttribute.alpn_protocol, None) == "h2":
-            await H2Connection(ctx, stream, info).run()
-        else:
-            await H1Connection(ctx, stream, info).run()
+        alpn = stream.extra(TLSAttribute.alpn_protocol, None) if tls is not None else None
+        await serve_connection(ctx, stream, info, alpn=alpn)
 
 
 def _connection_info(

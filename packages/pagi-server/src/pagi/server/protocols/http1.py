@@ -146,8 +146,13 @@ class H1Connection:
         self._linger_on_close = False
 
     # --- lifecycle -------------------------------------------------------------------
-    async def run(self) -> None:
-        """Serve requests until the connection closes; never raises."""
+    async def run(self) -> bytes | None:
+        """Serve requests until the connection closes; never raises.
+
+        Returns the bytes read so far, without closing anything, when the
+        connection opened with the HTTP/2 preface: it is handed back to
+        ``select`` to continue as HTTP/2.
+        """
         self.ctx.connections.add(self)
         self._since = time.monotonic()
         switch: _Switch | None = None
@@ -166,16 +171,20 @@ class H1Connection:
                     await self.outbox.flush()  # before the writer task is cancelled
                     self.outbox.spawn = None
                     tg.cancel_scope.cancel()
+            if switch is not None and switch.kind == "h2":
+                return switch.leftover  # the finally block leaves the stream open
             if switch is not None:
-                await self._switch_protocol(switch)
+                await self._serve_websocket(switch)
         except Exception:
             log.exception("connection handler failed")
         finally:
-            if self._current is not None:
-                self._current.disconnect(DisconnectReason.SERVER_SHUTDOWN)
-            with anyio.CancelScope(shield=True):
-                await self._close()
+            if switch is None or switch.kind != "h2":
+                if self._current is not None:
+                    self._current.disconnect(DisconnectReason.SERVER_SHUTDOWN)
+                with anyio.CancelScope(shield=True):
+                    await self._close()
             self.ctx.connections.discard(self)
+        return None
 
     async def _close(self) -> None:
         """Close once the last byte has left, or reset at ``write_timeout``.
@@ -528,15 +537,9 @@ class H1Connection:
         except Exception:
             pass
 
-    async def _switch_protocol(self, switch: _Switch) -> None:
+    async def _serve_websocket(self, switch: _Switch) -> None:
         self._phase = "upgraded"
         self._current = None
-        if switch.kind == "h2":
-            from pagi.server.protocols.http2 import H2Connection
-
-            self.ctx.connections.discard(self)
-            await H2Connection(self.ctx, self.stream, self.info, initial=switch.leftover).run()
-            return
         from pagi.server.protocols.http1_websocket import serve_websocket_over_http1
 
         assert switch.stream is not None
