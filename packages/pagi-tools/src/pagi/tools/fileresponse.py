@@ -20,6 +20,7 @@ from urllib.parse import quote
 import anyio.to_thread
 
 from pagi.spec import Scope, Send
+from pagi.tools.background import BackgroundTask
 from pagi.tools.conditional import (
     Unsatisfiable,
     etag_for,
@@ -66,8 +67,9 @@ class FileResponse(Response):
         *,
         filename: str | None = None,
         disposition: Literal["attachment", "inline"] | None = None,
+        background: BackgroundTask | None = None,
     ) -> None:
-        super().__init__(None, status, headers)
+        super().__init__(None, status, headers, background=background)
         del self.headers["content-length"]
         self.path = os.fspath(path)
         if "content-type" not in self.headers:

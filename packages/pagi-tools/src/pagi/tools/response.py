@@ -28,6 +28,7 @@ import anyio
 import anyio.to_thread
 
 from pagi.spec import EXT_WEBSOCKET_HTTP_RESPONSE, Receive, Scope, Send
+from pagi.tools.background import BackgroundTask, run_after_response
 from pagi.tools.cookies import SameSite, format_set_cookie
 from pagi.tools.headers import HeaderInput, MutableHeaders
 
@@ -53,6 +54,8 @@ class Response:
 
     media_type: ClassVar[str | None] = None
     charset: ClassVar[str] = "utf-8"
+    #: Run after the response went out (see :mod:`pagi.tools.background`).
+    background: BackgroundTask | None = None
 
     def __init__(
         self,
@@ -60,7 +63,11 @@ class Response:
         status: int = 200,
         headers: HeaderInput | None = None,
         media_type: str | None = None,
+        *,
+        background: BackgroundTask | None = None,
     ) -> None:
+        if background is not None:
+            self.background = background
         if not 100 <= int(status) <= 599:
             raise ValueError(f"status must be 100-599, got {status}")
         self.status = int(status)
@@ -144,6 +151,8 @@ class Response:
         kind = scope.get("type")
         if kind == "http":
             await self.send_http(scope, send)
+            if self.background is not None:
+                await run_after_response(scope, self.background)
         elif kind == "sse":
             await self._send_prefixed("sse.http.response", send)
         elif kind == "websocket":
@@ -234,8 +243,10 @@ class StreamingResponse(Response):
         status: int = 200,
         headers: HeaderInput | None = None,
         media_type: str | None = None,
+        *,
+        background: BackgroundTask | None = None,
     ) -> None:
-        super().__init__(None, status, headers, media_type)
+        super().__init__(None, status, headers, media_type, background=background)
         del self.headers["content-length"]
         self.content = content
 
@@ -264,6 +275,8 @@ class StreamingResponse(Response):
                     await chunks.aclose()
         if error is not None:
             raise error
+        if self.background is not None:
+            await run_after_response(scope, self.background)
 
     async def _chunks(self) -> AsyncGenerator[bytes, None]:
         content = self.content
