@@ -127,3 +127,35 @@ async def test_works_as_router_middleware_and_is_exported(
     client = AsyncTestClient(router, base_url="https://testserver")
     response = await client.get("/", headers=headers)
     assert (response.status_code, response.json()) == (200, {"ok": True})
+
+
+@pytest.mark.parametrize(
+    ("mode", "vary", "expected"),
+    [
+        ("append", None, [(b"x-a", b"app"), (b"vary", b"Accept"), (b"x-a", b"1"), (b"x-b", b"2")]),
+        ("missing", None, [(b"x-a", b"app"), (b"vary", b"Accept"), (b"x-b", b"2")]),
+        ("replace", None, [(b"vary", b"Accept"), (b"x-a", b"1"), (b"x-b", b"2")]),
+        ("missing", b"Origin", [(b"x-a", b"app"), (b"x-b", b"2"), (b"vary", b"Accept, Origin")]),
+        ("missing", b"accept", [(b"x-a", b"app"), (b"vary", b"Accept"), (b"x-b", b"2")]),
+    ],
+)
+async def test_add_headers_modes_and_vary(
+    mode: str, vary: bytes | None, expected: list[tuple[bytes, bytes]]
+) -> None:
+    from pagi.tools.middleware.base import add_headers
+
+    sent: list[Any] = []
+
+    async def send(event: Any) -> None:
+        sent.append(event)
+
+    start = {"type": "http.response.start", "status": 200}
+    start["headers"] = [(b"x-a", b"app"), (b"vary", b"Accept")]
+    wrapped = add_headers(send, [(b"x-a", b"1"), (b"x-b", b"2")], mode=mode, vary=vary)
+    await wrapped(start)
+    await wrapped({"type": "http.response.body", "body": b""})
+    assert sent[0]["headers"] == expected
+    assert start["headers"] == [(b"x-a", b"app"), (b"vary", b"Accept")]  # the app's event is kept
+    assert sent[1] == {"type": "http.response.body", "body": b""}
+    with pytest.raises(ValueError, match="mode"):
+        add_headers(send, [], mode="sometimes")

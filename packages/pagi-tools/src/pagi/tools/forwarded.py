@@ -51,11 +51,15 @@ class TrustedProxies:
     Raises ``ValueError`` naming the entry that is neither.
     """
 
-    __slots__ = ("any", "networks")
+    __slots__ = ("_seen", "any", "networks")
+
+    #: How many answers :meth:`trusts` remembers (parsing an address costs microseconds).
+    MEMORY = 1024
 
     def __init__(self, entries: Iterable[str]) -> None:
         self.any = False
         self.networks: list[_Network] = []
+        self._seen: dict[str, bool] = {}
         if isinstance(entries, str):
             entries = entries.split(",")
         for raw in entries:
@@ -76,11 +80,19 @@ class TrustedProxies:
             return False
         if self.any:
             return True
+        known = self._seen.get(host)
+        if known is not None:
+            return known
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
-            return False
-        return any(address in network for network in self.networks)
+            answer = False
+        else:
+            answer = any(address in network for network in self.networks)
+        if len(self._seen) >= self.MEMORY:
+            self._seen.clear()  # clients' addresses can be many; start over rather than grow
+        self._seen[host] = answer
+        return answer
 
 
 def _unquote(value: str) -> str:

@@ -18,6 +18,10 @@ same way:
 * :class:`ResponseStart` and :func:`intercept_start` -- an editable view of
   a start event (status and headers) and a ``send`` that lets a callback
   edit it on the way out.
+* :func:`add_headers` -- the cheap case of ``intercept_start``: add
+  ready-made header pairs to each start event (append, add if missing, or
+  replace same-named ones; optionally list a field in ``Vary``) without
+  building an editable view. For layers that run on every request.
 * :func:`buffer_response` -- hold the start until the first body; when that
   body is the whole response, let a callback rewrite start and body
   (ETag, Content-Length, panel injection). Anything streamed, any file
@@ -50,6 +54,7 @@ __all__ = [
     "OptionError",
     "ResponseStart",
     "StartEditor",
+    "add_headers",
     "buffer_response",
     "copy_scope",
     "intercept_start",
@@ -311,3 +316,53 @@ def replay_receive(body: bytes, receive: Receive, *, event_type: str = "http.req
         return await receive()
 
     return replaying_receive
+
+
+def add_headers(
+    send: Send,
+    headers: Collection[tuple[bytes, bytes]],
+    *,
+    types: Collection[str] = ("http.response.start",),
+    mode: str = "append",
+    vary: bytes | None = None,
+) -> Send:
+    """A ``send`` that adds ``headers`` (lower-case, checked byte pairs) to each start of ``types``.
+
+    ``mode``: ``"append"`` adds every pair (``set-cookie``); ``"missing"``
+    adds only names the app did not set; ``"replace"`` drops the app's
+    values of those names first. ``vary`` (e.g. ``b"Origin"``) is added to
+    the ``Vary`` header unless already listed. The pairs are not checked
+    again: build them once with :func:`pagi.tools.headers.encode_header`.
+    """
+    if mode not in ("append", "missing", "replace"):
+        raise ValueError(f"mode must be 'append', 'missing' or 'replace', not {mode!r}")
+    pairs = headers if isinstance(headers, list) else list(headers)
+    names = frozenset(name for name, _ in pairs) if mode == "replace" else frozenset()
+
+    async def adding_send(event: Event) -> None:
+        if event.get("type") in types:
+            current = list(event.get("headers") or ())
+            if mode == "missing":
+                present = {bytes(name).lower() for name, _ in current}
+                current += [pair for pair in pairs if pair[0] not in present]
+            elif mode == "replace":
+                current = [(n, v) for n, v in current if bytes(n).lower() not in names]
+                current += pairs
+            else:
+                current += pairs
+            if vary is not None:
+                current = _with_vary(current, vary)
+            event = {**event, "headers": current}
+        await send(event)
+
+    return adding_send
+
+
+def _with_vary(headers: list[tuple[bytes, bytes]], field: bytes) -> list[tuple[bytes, bytes]]:
+    values = [bytes(v) for n, v in headers if bytes(n).lower() == b"vary"]
+    listed = [t.strip() for value in values for t in value.split(b",") if t.strip()]
+    wanted = field.lower()
+    if any(t.lower() == wanted or t == b"*" for t in listed):
+        return headers
+    rest = [(n, v) for n, v in headers if bytes(n).lower() != b"vary"]
+    return [*rest, (b"vary", b", ".join([*listed, field]))]

@@ -28,7 +28,8 @@ import re
 from collections.abc import Iterable
 
 from pagi.spec import App, Receive, Scope, Send
-from pagi.tools.middleware.base import Middleware, OptionError, ResponseStart, intercept_start
+from pagi.tools.headers import encode_header
+from pagi.tools.middleware.base import Middleware, OptionError, add_headers
 from pagi.tools.response import PlainTextResponse, Response
 
 __all__ = ["CORS"]
@@ -109,6 +110,11 @@ class CORS(Middleware):
             self.simple_extra.append(("access-control-allow-credentials", "true"))
         if exposed:
             self.simple_extra.append(("access-control-expose-headers", ", ".join(exposed)))
+        try:
+            self.extra_raw = [encode_header(name, value) for name, value in self.simple_extra]
+        except ValueError as exc:
+            raise OptionError("CORS", "expose_headers", str(exc)) from None
+        self.wildcard_pairs = [(b"access-control-allow-origin", b"*"), *self.extra_raw]
 
     def origin_allowed(self, origin: str) -> bool:
         """True if a request from ``origin`` may read the response."""
@@ -142,21 +148,15 @@ class CORS(Middleware):
         ):
             await self._preflight(scope, origin, request_method)(scope, receive, send)
             return
-        allowed = origin is not None and self.origin_allowed(origin)
-
-        def decorate(start: ResponseStart) -> None:
-            headers = start.headers
-            if self.any_origin:
-                headers["access-control-allow-origin"] = "*"
-            elif allowed and origin is not None:
-                headers["access-control-allow-origin"] = origin
-            if allowed:
-                for name, value in self.simple_extra:
-                    headers[name] = value
-            if self.varies:
-                headers.add_vary("Origin")
-
-        await self.app(scope, receive, intercept_start(send, decorate, types=_START_TYPES))
+        if self.any_origin:
+            pairs = self.wildcard_pairs
+        elif origin is not None and self.origin_allowed(origin):
+            pairs = [(b"access-control-allow-origin", origin.encode("latin-1")), *self.extra_raw]
+        else:
+            pairs = []
+        vary = b"Origin" if self.varies else None
+        cors_send = add_headers(send, pairs, types=_START_TYPES, mode="replace", vary=vary)
+        await self.app(scope, receive, cors_send)
 
     def _preflight(self, scope: Scope, origin: str, method: str) -> Response:
         requested = [

@@ -37,8 +37,7 @@ from pagi.tools.forms import FormLimits, parse_form
 from pagi.tools.middleware.base import (
     Middleware,
     OptionError,
-    ResponseStart,
-    intercept_start,
+    add_headers,
     read_body,
     replay_receive,
 )
@@ -165,11 +164,8 @@ class CSRF(Middleware):
         set_cookie = format_set_cookie(
             self.cookie_name, token, path=self.cookie_path, samesite=self.same_site, secure=secure
         )
-
-        def add_cookie(start: ResponseStart) -> None:
-            start.headers.append("set-cookie", set_cookie)
-
-        await self.app(child, receive, intercept_start(send, add_cookie))
+        cookie_send = add_headers(send, [(b"set-cookie", set_cookie.encode("latin-1"))])
+        await self.app(child, receive, cookie_send)
 
     async def _form_token(self, content_type: str, body: bytes) -> str | None:
         if content_type.split(";")[0].strip().lower() == "multipart/form-data":

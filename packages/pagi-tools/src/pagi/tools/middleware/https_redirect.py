@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from pagi.spec import App, Receive, Scope, Send
 from pagi.tools.datastructures import URL
-from pagi.tools.middleware.base import Middleware, OptionError, ResponseStart, intercept_start
+from pagi.tools.middleware.base import Middleware, OptionError, add_headers
 from pagi.tools.response import RedirectResponse
 
 __all__ = ["HTTPSRedirect"]
@@ -101,8 +101,5 @@ class HTTPSRedirect(Middleware):
         if self.hsts is None:
             await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, intercept_start(send, self._add_hsts, types=_START_TYPES))
-
-    def _add_hsts(self, start: ResponseStart) -> None:
-        if self.hsts is not None and "strict-transport-security" not in start.headers:
-            start.headers["strict-transport-security"] = self.hsts.decode("ascii")
+        hsts = [(b"strict-transport-security", self.hsts)]
+        await self.app(scope, receive, add_headers(send, hsts, types=_START_TYPES, mode="missing"))

@@ -24,7 +24,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 
 from pagi.spec import App, Receive, Scope, Send
-from pagi.tools.middleware.base import Middleware, OptionError, ResponseStart, intercept_start
+from pagi.tools.middleware.base import Middleware, OptionError, add_headers
 from pagi.tools.pathmatch import PathMatcher
 from pagi.tools.ratelimit_backends import (
     MemoryBackend,
@@ -111,9 +111,6 @@ class RateLimit(Middleware):
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
-
-        def add_headers(start: ResponseStart) -> None:
-            for name, value in headers:
-                start.headers[name] = value
-
-        await self.app(scope, receive, intercept_start(send, add_headers, types=_START_TYPES))
+        pairs = [(name.encode("ascii"), value.encode("ascii")) for name, value in headers]
+        limited_send = add_headers(send, pairs, types=_START_TYPES, mode="replace")
+        await self.app(scope, receive, limited_send)

@@ -15,14 +15,17 @@ is in ``scope["pagi.csp_nonce"]`` for templates (``<script nonce="...">``).
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from pagi.spec import App, Receive, Scope, Send
 from pagi.tools.headers import encode_header
-from pagi.tools.middleware.base import Middleware, OptionError, ResponseStart, intercept_start
+from pagi.tools.middleware.base import Middleware, OptionError, add_headers
 
 __all__ = ["SecurityHeaders"]
 
 _START_TYPES = ("http.response.start", "sse.start", "sse.http.response.start")
+# Never override a header the app set: one route may relax a policy.
+_ADD: dict[str, Any] = {"types": _START_TYPES, "mode": "missing"}
 
 
 class SecurityHeaders(Middleware):
@@ -70,19 +73,10 @@ class SecurityHeaders(Middleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.csp_template is None:
-            await self.app(scope, receive, self._send_with(send, self.fixed))
+            await self.app(scope, receive, add_headers(send, self.fixed, **_ADD))
             return
         nonce = secrets.token_urlsafe(16)
         csp = (b"content-security-policy", self.csp_template.replace("{nonce}", nonce).encode())
         child = dict(scope)
         child["pagi.csp_nonce"] = nonce
-        await self.app(child, receive, self._send_with(send, [*self.fixed, csp]))
-
-    def _send_with(self, send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
-        def add(start: ResponseStart) -> None:
-            present = set(start.headers.keys())
-            for name, value in extra:
-                if name.decode("latin-1") not in present:
-                    start.headers.append(name.decode("latin-1"), value.decode("latin-1"))
-
-        return intercept_start(send, add, types=_START_TYPES)
+        await self.app(child, receive, add_headers(send, [*self.fixed, csp], **_ADD))

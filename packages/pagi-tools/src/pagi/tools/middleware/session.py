@@ -33,13 +33,13 @@ import re
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, cast
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
-from pagi.spec import App, Receive, Scope, Send
+from pagi.spec import App, Event, Receive, Scope, Send
 from pagi.tools.cookies import SameSite, format_set_cookie, parse_cookie_header
-from pagi.tools.middleware.base import Middleware, OptionError, ResponseStart, intercept_start
+from pagi.tools.middleware.base import Middleware, OptionError
 from pagi.tools.session_stores import MemoryStore, RedisStore, SessionStore
 
 __all__ = [
@@ -62,7 +62,8 @@ def _new_id() -> str:
 
 
 def _snapshot(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=repr)
+    # Key order counts here: a reordered but equal session is re-sent, which is harmless.
+    return json.dumps(data, separators=(",", ":"), default=repr)
 
 
 class SessionData(dict[str, Any]):
@@ -159,6 +160,8 @@ class Session(Middleware):
             raise OptionError("Session", "header_name", "must be a header name")
         keys: Any = secret_key  # a list rotates keys: sign with the last, accept any
         self.serializer = URLSafeTimedSerializer(keys, salt=_SALT)
+        # One signer for every request (loads() would build one per call).
+        self.signer = cast(TimestampSigner, self.serializer.make_signer(_SALT))
         self.cookie_name = cookie_name
         self.max_age = max_age
         self.store = store
@@ -200,7 +203,8 @@ class Session(Middleware):
         if self.store is None:
             if token:
                 try:
-                    data = self.serializer.loads(token, max_age=self.max_age)
+                    payload = self.signer.unsign(token, max_age=self.max_age)
+                    data = self.serializer.load_payload(payload)
                 except BadSignature:  # tampered, foreign key, or expired
                     data = None
                 if isinstance(data, dict):
@@ -228,14 +232,21 @@ class Session(Middleware):
         child["pagi.session"] = session
         loaded = _snapshot(data) if existed else None
 
-        async def write_back(start: ResponseStart) -> None:
-            await self._write_back(start, session, existed, loaded)
+        async def session_send(event: Event) -> None:
+            if event.get("type") == "http.response.start":
+                # The last moment the session can be written: headers go out now.
+                token = await self._write_back(session, existed, loaded)
+                if token is not None:
+                    headers = list(event.get("headers") or ())
+                    event = {**event, "headers": self._with_token(headers, token)}
+            await send(event)
 
-        await self.app(child, receive, intercept_start(send, write_back))
+        await self.app(child, receive, session_send)
 
     async def _write_back(
-        self, start: ResponseStart, session: SessionData, existed: bool, loaded: str | None
-    ) -> None:
+        self, session: SessionData, existed: bool, loaded: str | None
+    ) -> str | None:
+        """Save what changed; the token to send (``""``: delete it), or ``None``: nothing."""
         store = self.store
         if store is not None:
             for old in session.retired:
@@ -245,28 +256,29 @@ class Session(Middleware):
                 if store is not None and session.id is not None:
                     await store.delete(session.id)
                 if existed:
-                    self._send_token(start, None)
-            return
+                    return ""
+            return None
         if not (session.regenerated or not existed or _snapshot(session) != loaded):
-            return
+            return None
         if store is None:
-            self._send_token(start, self.serializer.dumps(dict(session)))
-            return
+            return str(self.serializer.dumps(dict(session)))
         if session.id is None:
             session.id = _new_id()
         await store.save(session.id, dict(session), self.max_age)
-        if session.regenerated or not existed:
-            self._send_token(start, session.id)
+        return session.id if session.regenerated or not existed else None
 
-    def _send_token(self, start: ResponseStart, token: str | None) -> None:
-        """Give the client its new token (``None``: tell it to forget the old one)."""
+    def _with_token(
+        self, headers: list[tuple[bytes, bytes]], token: str
+    ) -> list[tuple[bytes, bytes]]:
+        """``headers`` plus what gives the client ``token`` (``""``: forget the old one)."""
         if self.transport == "header":
-            if token is not None:
-                start.headers[self.header_name] = token
-            return
+            if not token:
+                return headers
+            kept = [(n, v) for n, v in headers if bytes(n).lower() != self._header_key]
+            return [*kept, (self._header_key, token.encode("ascii"))]
         if self.transport == "bearer":
-            return
-        if token is None:
+            return headers
+        if not token:
             cookie = format_set_cookie(
                 self.cookie_name, "", max_age=0, expires=_EPOCH, **self.cookie_options
             )
@@ -274,4 +286,4 @@ class Session(Middleware):
             cookie = format_set_cookie(
                 self.cookie_name, token, max_age=self.max_age, **self.cookie_options
             )
-        start.headers.append("set-cookie", cookie)
+        return [*headers, (b"set-cookie", cookie.encode("latin-1"))]
