@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from typing import Literal
 
 import anyio
 import anyio.abc
@@ -69,14 +70,20 @@ __all__ = ["H1Connection"]
 
 log = logging.getLogger("pagi.server")
 
+#: Where a connection is in its life; each waiting phase has its own clock
+#: (see the module docstring).
+Phase = Literal["idle", "head", "body", "busy", "wait", "upgraded", "closing"]
+
 
 class _Switch:
     """The connection changes protocol: a WebSocket upgrade or HTTP/2 prior knowledge."""
 
     __slots__ = ("kind", "leftover", "stream")
 
-    def __init__(self, kind: str, leftover: bytes, stream: HTTPStream | None = None) -> None:
-        self.kind = kind  # "websocket" | "h2"
+    def __init__(
+        self, kind: Literal["websocket", "h2"], leftover: bytes, stream: HTTPStream | None = None
+    ) -> None:
+        self.kind = kind
         self.leftover = leftover
         self.stream = stream
 
@@ -136,9 +143,9 @@ class H1Connection:
         )
         self._current: HTTPStream | None = None
         self._body: LengthReader | ChunkedReader | None = None
-        self._phase = "idle"  # idle | head | body | busy | wait | upgraded | closing
+        self._phase: Phase = "idle"
         self._since = 0.0  # when the current phase's clock started
-        self._timed_out: str | None = None  # the phase whose deadline passed
+        self._timed_out: Phase | Literal["drain"] | None = None  # whose deadline passed
         self._pulling = False
         self._wait_scope: anyio.CancelScope | None = None
         self._task_scope: anyio.CancelScope | None = None
@@ -213,7 +220,7 @@ class H1Connection:
         if self._current is not None:
             self._current.disconnect(reason)
 
-    def _interrupt_read(self, why: str) -> None:
+    def _interrupt_read(self, why: Phase | Literal["drain"]) -> None:
         """Wake a blocked read: shutting down the read side makes it return EOF.
 
         This works the same on asyncio and trio, and leaves the write side
@@ -280,7 +287,7 @@ class H1Connection:
         except OSError:
             return b""
 
-    def _enter(self, phase: str) -> None:
+    def _enter(self, phase: Phase) -> None:
         self._phase = phase
         self._since = time.monotonic()
 

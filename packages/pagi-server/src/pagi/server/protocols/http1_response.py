@@ -15,7 +15,7 @@ with HTTP/2 are in ``responses``.
 from __future__ import annotations
 
 import logging
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Literal
 
 import anyio
 
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["H1Response"]
 
 log = logging.getLogger("pagi.server")
+
+#: How a response body is delimited on the wire (RFC 9112 6).
+Framing = Literal["chunked", "length", "close", "none"]
 
 
 class H1Response:
@@ -55,7 +58,7 @@ class H1Response:
         self._http10 = http10
         self.keep_alive = keep_alive
         self._head = b""
-        self._mode = "none"  # "chunked" | "length" | "close" | "none"
+        self._mode: Framing = "none"
         self._trailers = False
         #: Say ``connection: keep-alive`` on HTTP/1.1 too (SSE streams, R-SSE-22).
         self.announce_keep_alive = False

@@ -78,7 +78,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -110,6 +110,9 @@ if TYPE_CHECKING:
 __all__ = ["WebSocketCarrier", "WebSocketSession"]
 
 log = logging.getLogger("pagi.server")
+
+#: How a session's carrier ends: after a closing handshake, or dropped.
+Ending = Literal["graceful", "abort"]
 
 _PENDING_LIMIT = 65536  # bytes a client may send before the app has accepted
 
@@ -198,7 +201,7 @@ class WebSocketSession:
         self._half_closed = False
         self._close_sent_at: float | None = None
         self._draining = False
-        self._ending: str | None = None  # "graceful" or "abort" once the socket is to close
+        self._ending: Ending | None = None  # set once the carrier is to close
         self._end = anyio.Event()
         self._closed = anyio.Event()
         self._ka_interval = 0.0
@@ -270,7 +273,7 @@ class WebSocketSession:
         """The closing handshake is over (or never began): flush, then close TCP."""
         self._set_ending("graceful")
 
-    def _set_ending(self, how: str) -> None:
+    def _set_ending(self, how: Ending) -> None:
         if self._ending is None:
             self._ending = how
             self._end.set()
