@@ -72,13 +72,13 @@ import h2.exceptions
 import h2.settings
 
 from pagi.server.context import ServerContext
+from pagi.server.net.outbox import Outbox
 from pagi.server.protocols.http1_parser import H2_PREFACE
 from pagi.server.protocols.http2_guard import FrameGuard, H2LimitExceeded, RateWindow
 from pagi.server.protocols.responses import simple_response
 from pagi.server.scope import ConnectionInfo, build_scope
 from pagi.server.streams.dispatch import choose_scope_type
 from pagi.server.streams.http import HTTPStream, bodiless
-from pagi.server.net.outbox import Outbox
 from pagi.spec import DisconnectReason
 
 __all__ = ["PREFACE", "H2Connection"]
@@ -315,6 +315,7 @@ class H2Connection:
         "_idle_since",
         "_initial",
         "_linger",
+        "_linger_scope",
         "_read_scope",
         "_resets",
         "_send_scheduled",
@@ -390,6 +391,7 @@ class H2Connection:
         self._idle_since = time.monotonic()
         self._socket_closed = False
         self._linger = False
+        self._linger_scope: anyio.CancelScope | None = None
         client = info.client
         self.peer = f"{client[0]}:{client[1]}" if client is not None else "unix socket"
 
@@ -546,6 +548,8 @@ class H2Connection:
     # --- server integration ---------------------------------------------------------
     def begin_drain(self) -> None:
         """Send GOAWAY NO_ERROR: in-flight streams finish, new ones are refused."""
+        if self._linger_scope is not None:
+            self._linger_scope.cancel()  # the server is stopping: no need to wait
         if self.closing:
             return
         self.closing = True
@@ -677,7 +681,7 @@ class H2Connection:
             return
         self._socket_closed = True
         if self._linger:
-            with anyio.move_on_after(1):
+            with anyio.move_on_after(1) as self._linger_scope:
                 await self.outbox.flush()
                 await self._drain_input()
         # Every byte delivered, or a reset at write_timeout: never left to the event loop.
