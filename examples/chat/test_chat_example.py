@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from websockets.sync.client import ClientConnection, connect
 
 APP = Path(__file__).with_name("app.py")
@@ -83,7 +84,13 @@ def chat_server(tmp_path: Path) -> Iterator[str]:
 @contextmanager
 def chromium(tmp_path: Path) -> Iterator[str]:
     """A headless Chromium; yields the DevTools HTTP endpoint."""
-    assert shutil.which(CHROMIUM), f"{CHROMIUM} not found: apt-get install chromium"
+    if not shutil.which(CHROMIUM):
+        # A fresh machine may lack a browser: skip, naming the fix. CI sets
+        # PAGI_REQUIRE_BROWSER=1 after installing one, which turns this into a failure.
+        message = f"{CHROMIUM} not found: apt-get install chromium"
+        if os.environ.get("PAGI_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     profile = tmp_path / "profile"
     proc = subprocess.Popen(
         [
