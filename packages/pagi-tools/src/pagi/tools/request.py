@@ -16,7 +16,7 @@ import base64
 import binascii
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pagi.spec import ConnectionState, Receive, Scope, Transport
 from pagi.tools.cookies import parse_cookie_header
@@ -25,6 +25,9 @@ from pagi.tools.exceptions import BodyConsumedError, BodyTooLarge, ClientDisconn
 from pagi.tools.forms import FormLimits, parse_form
 from pagi.tools.headers import Headers
 from pagi.tools.negotiation import best_match, quality
+
+if TYPE_CHECKING:
+    from pagi.tools.middleware.session import SessionData
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "HTTPConnection", "Request"]
 
@@ -158,7 +161,7 @@ class HTTPConnection:
         return stash  # type: ignore[no-any-return]
 
     @property
-    def session(self) -> dict[str, Any]:
+    def session(self) -> SessionData:
         """The client's session (``scope["pagi.session"]``), set by the ``Session`` middleware.
 
         Read-only on websocket and sse scopes. ``RuntimeError`` when no
@@ -170,7 +173,7 @@ class HTTPConnection:
                 "request.session needs the Session middleware: "
                 "wrap the app in pagi.tools.middleware.Session(app, secret_key=...)"
             )
-        return session  # type: ignore[no-any-return]
+        return cast("SessionData", session)
 
     @property
     def auth(self) -> dict[str, Any] | None:
