@@ -716,12 +716,6 @@ def test_adapters_frame_a_plain_pipeline_alike() -> None:
     assert check(data) == ([], [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HeadParser.parse's fast path waits for an LF before judging anything, so a lone "
-    "CR followed by a non-LF byte in a later read is not refused until an LF or a limit "
-    "arrives; in one read it is refused at once (found by the fuzzer, reported to the lead)",
-)
 @pytest.mark.parametrize(
     "data", [b"GET / HTTP/1.1\r\nHost: a\r\n\rX", b"\r\n\rL", b"GET / HTTP/1.1\r\nHost: a\rX"]
 )

@@ -222,13 +222,19 @@ class HeadParser:
     def parse(self, buf: bytearray) -> RequestHead | None:
         """Parse and consume one request head from ``buf``; ``None`` if incomplete."""
         size = len(buf)
-        if size <= self._trip and buf.find(b"\n", self._lf_from) < 0:
-            # Nothing can be decided without a new LF (a head, and every
-            # line in it, ends in one) until a limit is crossed. Skipping the
-            # checks here keeps a trickled head cheap, and changes no answer:
-            # the checks run, in byte order, as soon as there is an LF.
-            self._lf_from = size
-            return None
+        start = self._lf_from
+        if size <= self._trip:
+            # Nothing new can be decided unless an LF arrived (a head, and
+            # every line in it, ends in one) or a CR got a byte after it that
+            # could make it a lone one, or a limit was crossed. Skipping the
+            # checks then keeps a trickled head cheap and changes no answer.
+            if size - start == 1:  # one new byte: the common trickle, no scan
+                if buf[start] != 10 and (not start or buf[start - 1] != 13):
+                    self._lf_from = size
+                    return None
+            elif buf.find(b"\n", start) < 0 and buf.find(b"\r", max(0, start - 1), size - 1) < 0:
+                self._lf_from = size
+                return None
         if not self._scanned:
             # RFC 9112 2.2: empty lines (CRLF) before a request line are ignored.
             while buf[:2] == b"\r\n":
