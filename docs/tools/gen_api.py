@@ -30,6 +30,9 @@ MODULES = [
     "pagi.tools.exceptions",
     "pagi.tools.middleware",
     "pagi.tools.middleware.lint",
+    "pagi.tools.middleware.base",
+    "pagi.tools.exception_handlers",
+    "pagi.tools.background",
     "pagi.tools.apps.file",
     "pagi.tools.apps.directory",
     "pagi.tools.apps.not_found",
@@ -93,18 +96,25 @@ def describe(name: str, obj: Any) -> list[str]:
         return [f"### `{name}{signature(obj)}`", "", inspect.getdoc(obj) or "", ""]
     if isinstance(obj, dict):
         return [f"### `{name}`", "", f"A registry with keys {sorted(obj)}.", ""]
+    if isinstance(obj, (set, frozenset)):
+        # Sorted: a set's repr order changes from one interpreter run to the next.
+        return [f"### `{name}`", "", f"A set: {sorted(obj)!r}.", ""]
     return [f"### `{name}`", "", f"`{obj!r}`"[:300], ""]
 
 
-def main() -> None:
+def render() -> str:
+    """The text of docs/tools/api.md for the code as it is now."""
     out = list(INTRO)
     for module_name in MODULES:
         module = importlib.import_module(module_name)
         out += [f"## `{module_name}`", "", inspect.getdoc(module) or "", ""]
         for public in getattr(module, "__all__", []):
             out += describe(public, getattr(module, public))
-    text = "\n".join(out).replace("\n\n\n", "\n\n")
-    Path("docs/tools/api.md").write_text(text)
+    return "\n".join(out).replace("\n\n\n", "\n\n")
+
+
+def main() -> None:
+    Path(__file__).with_name("api.md").write_text(render())
 
 
 if __name__ == "__main__":

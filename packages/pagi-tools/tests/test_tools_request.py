@@ -239,10 +239,10 @@ async def test_is_disconnected_reads_connection_state_without_consuming() -> Non
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        states.append(request.is_disconnected())
+        states.append(await request.is_disconnected())
         body = await request.body()  # still intact: nothing was consumed
         await JSONResponse({"body": body.decode()})(scope, receive, send)
-        states.append((request.is_disconnected(), request.disconnect_reason))
+        states.append((request.disconnected, request.disconnect_reason))
 
     async with AsyncTestClient(app, lifespan="off") as client:
         r = await client.post("/", content=b"kept")

@@ -203,15 +203,20 @@ class HTTPConnection:
         """``scope["pagi.connection"]`` (http scopes only), or ``None``."""
         return self.scope.get("pagi.connection")
 
-    def is_disconnected(self) -> bool:
-        """True once the client is gone. Never consumes an event.
+    @property
+    def disconnected(self) -> bool:
+        """True once the client is gone (synchronous). Never consumes an event.
 
-        Without ``pagi.connection`` (websocket and sse scopes, or a server
-        that lacks it) this returns ``False``; those scopes learn about a
-        disconnect from their disconnect event instead.
+        On http scopes it reads ``pagi.connection``; without it (a server
+        that lacks it) this is ``False``. The WebSocket and SSE helpers
+        answer from the disconnect events they have seen.
         """
         conn = self.connection
         return conn is not None and not conn.is_connected()
+
+    async def is_disconnected(self) -> bool:
+        """``await request.is_disconnected()``: :attr:`disconnected`, awaitable."""
+        return self.disconnected
 
     @property
     def disconnect_reason(self) -> str | None:

@@ -51,6 +51,7 @@ from pagi.tools.handlers import (
     to_response,
     websocket_session,
 )
+from pagi.tools.lifespan import serve_lifespan
 from pagi.tools.response import PlainTextResponse, RedirectResponse, Response
 
 __all__ = [
@@ -531,10 +532,42 @@ class Router:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
 
+    async def _other_kind(self, kind: Any, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer a miss that an HTTP route (for SSE) or an SSE route (for HTTP) explains.
+
+        An SSE request to a path with only an HTTP route is served by that
+        route: its response becomes the SSE decline. A plain HTTP request
+        to a path with only an SSE route gets a 406 saying what to send.
+        """
+        if kind == "sse":
+            as_http = {**scope, "type": "http"}
+            for route in self.routes:
+                if isinstance(route, Route):
+                    match, child = route.matches(as_http)
+                    if match is Match.FULL:
+                        scope.update(child)
+                        await route.handle(scope, receive, send)
+                        return True
+        elif kind == "http":
+            as_sse = {**scope, "type": "sse"}
+            if any(
+                isinstance(r, SSERoute) and r.matches(as_sse)[0] is Match.FULL for r in self.routes
+            ):
+                text = "Not Acceptable: this is an event stream; ask with Accept: text/event-stream"
+                await PlainTextResponse(text, 406)(scope, receive, send)
+                return True
+        return False
+
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")
         if kind == "lifespan":
-            await _bare_lifespan(receive, send)
+            # Mounted apps and host apps get the lifespan too (their startup and
+            # shutdown hooks run), sharing the router's state dict.
+            children = [r.app for r in self.routes if isinstance(r, (Mount, Host))]
+            state = scope.get("state")
+            await serve_lifespan(
+                {**scope, "state": {} if state is None else state}, receive, send, children
+            )
             return
         scope = dict(scope)
         if "pagi.router" not in scope:
@@ -560,6 +593,8 @@ class Router:
                     scope, receive, send
                 )
             return
+        if await self._other_kind(kind, scope, receive, send):
+            return
         if kind == "http" and self.redirect_slashes and scope.get("method") in ("GET", "HEAD"):
             path = str(scope.get("path", "/"))
             other = path[:-1] if path.endswith("/") else path + "/"
@@ -576,13 +611,3 @@ class Router:
             raise HTTPException(404)
         else:
             await PlainTextResponse("Not Found", 404)(scope, receive, send)
-
-
-async def _bare_lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        event = await receive()
-        if event["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif event["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -8,8 +8,16 @@ Every send starts the stream first if needed.
 Disconnects arrive as ``sse.disconnect`` on ``receive``. :meth:`SSE.every`
 and :meth:`SSE.stream` run the producer next to a watcher task that reads
 ``receive``; when the client leaves, the watcher cancels the producer, so a
-periodic sender never outlives its client. Data that is not a ``str`` is
-sent as compact JSON.
+periodic sender never outlives its client.
+
+One rule for what an item means, in :meth:`SSE.send`, :meth:`SSE.send_event`,
+:meth:`SSE.stream` and :meth:`SSE.every` alike: a :class:`ServerSentEvent`,
+or a mapping whose keys are all event fields (``data``, ``event``, ``id``,
+``retry``) and include ``data``, is an event with those fields; anything
+else is the data -- a ``str`` as it is, any other value as compact JSON.
+(To send a JSON object shaped like ``{"data": ...}``, wrap it:
+``send(ServerSentEvent(json.dumps(obj)))``.) Keyword fields given to
+``send`` override the item's.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import inspect
 import json
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import anyio
 
@@ -47,6 +55,13 @@ class ServerSentEvent:
 
 #: What :meth:`SSE.stream` and :meth:`SSE.every` accept per item.
 EventLike = ServerSentEvent | Mapping[str, Any] | str | Any
+
+
+_FIELDS = frozenset({"data", "event", "id", "retry"})
+
+
+def _is_event_fields(value: Any) -> bool:
+    return isinstance(value, Mapping) and "data" in value and set(value) <= _FIELDS
 
 
 class SSEState(enum.Enum):
@@ -90,8 +105,9 @@ class SSE(HTTPConnection):
         """True while the stream is open and the client has not left."""
         return self.phase is SSEState.STARTED and self._disconnect_reason is None
 
-    def is_disconnected(self) -> bool:
-        """True once an ``sse.disconnect`` was seen."""
+    @property
+    def disconnected(self) -> bool:
+        """True once an ``sse.disconnect`` was seen (synchronous)."""
         return self._disconnect_reason is not None
 
     async def body(self) -> bytes:
@@ -132,31 +148,41 @@ class SSE(HTTPConnection):
 
     async def send(
         self,
-        data: Any,
+        data: EventLike,
         *,
         event: str | None = None,
         id: str | None = None,
         retry: int | None = None,
     ) -> None:
-        """Send one event; ``data`` that is not ``str`` is JSON-encoded."""
-        if not isinstance(data, str):
-            data = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        message: dict[str, Any] = {"type": "sse.send", "data": data}
+        """Send one event (see the module's rule: fields mapping / ServerSentEvent / data)."""
+        if isinstance(data, ServerSentEvent):
+            fields: Mapping[str, Any] = {
+                "data": data.data,
+                "event": data.event,
+                "id": data.id,
+                "retry": data.retry,
+            }
+        elif _is_event_fields(data):
+            fields = cast(Mapping[str, Any], data)
+        else:
+            fields = {"data": data}
+        event = event if event is not None else fields.get("event")
+        id = id if id is not None else fields.get("id")
+        retry = retry if retry is not None else fields.get("retry")
+        payload = fields["data"]
+        if not isinstance(payload, str):
+            payload = json.dumps(
+                payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            )
+        message: dict[str, Any] = {"type": "sse.send", "data": payload}
         for key, value in (("event", event), ("id", id), ("retry", retry)):
             if value is not None:
                 message[key] = value
         await self._emit(message)
 
     async def send_event(self, item: EventLike) -> None:
-        """Send a :class:`ServerSentEvent`, a mapping with ``data`` (+ event/id/retry), or data."""
-        if isinstance(item, ServerSentEvent):
-            await self.send(item.data, event=item.event, id=item.id, retry=item.retry)
-        elif isinstance(item, Mapping) and "data" in item:
-            await self.send(
-                item["data"], event=item.get("event"), id=item.get("id"), retry=item.get("retry")
-            )
-        else:
-            await self.send(item)
+        """Send one item; the same rule as :meth:`send`."""
+        await self.send(item)
 
     async def comment(self, text: str = "") -> None:
         """Send a comment line (ignored by ``EventSource``; handy as a ping)."""

@@ -50,6 +50,11 @@ class WebSocket(HTTPConnection):
         self.close_reason: str | None = None
 
     @property
+    def disconnected(self) -> bool:
+        """True once the WebSocket is closed (by the peer or by us) or was denied."""
+        return self.phase in (WebSocketState.CLOSED, WebSocketState.DENIED)
+
+    @property
     def subprotocols(self) -> list[str]:
         """The subprotocols the client offered, in its order of preference."""
         return list(self.scope.get("subprotocols") or [])

@@ -148,14 +148,18 @@ class Lint:
             connection = scope.get("pagi.connection")
             if connection is None or connection.is_connected():
                 started = machine.state != "init"
-                problem = (
-                    "returned in the middle of its response (no final body with more=False)"
-                    if started
-                    else "returned without sending http.response.start (R-CORE-45)"
-                )
+                if started:
+                    raise LintError(
+                        "app",
+                        "http.response.body",
+                        None,
+                        "the app returned in the middle of its response "
+                        "(no final body with more=False)",
+                    )
                 raise LintError(
                     "app",
-                    "http.response.start" if not started else "http.response.body",
+                    "the http app",
                     None,
-                    problem,
+                    "returned without sending a response (no http.response.start was "
+                    "sent); did it forget to `await` a send() or a response? (R-CORE-45)",
                 )
