@@ -83,4 +83,3 @@ async def test_single_task_on_a_plain_response() -> None:
     assert seen == [7]
     with pytest.raises(TypeError):
         BackgroundTask("not callable")  # type: ignore[arg-type]
-
