@@ -32,8 +32,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    APPS,
     CLIENT_CPU,
+    PAGI_PY,
     RESULTS,
+    SERVER_CPU,
     CpuWindow,
     ServerSpec,
     check_python_envs,
@@ -87,6 +90,41 @@ def check(port: int, path: str) -> int:
         if len(plain) != want:
             raise RuntimeError(f"{path}: {len(plain)} bytes decoded, want {want}")
     return len(body)
+
+
+def inprocess_overhead() -> tuple[float, float]:
+    """(bare, wrapped) microseconds per call of the plaintext app, no server: pure overhead."""
+    code = """
+import asyncio, sys, time
+sys.path.insert(0, sys.argv[1])
+from pagi_middleware import plain_app
+from pagi.tools.middleware import ErrorHandler
+wrapped = ErrorHandler(plain_app)
+scope = {"type": "http", "method": "GET", "path": "/plain", "headers": [], "query_string": b""}
+async def receive():
+    return {"type": "http.request", "body": b""}
+async def send(event):
+    pass
+async def run(app, n=50000):
+    began = time.perf_counter()
+    for _ in range(n):
+        await app(scope, receive, send)
+    return (time.perf_counter() - began) / n * 1e6
+async def main():
+    bare = min([await run(plain_app) for _ in range(5)])
+    eh = min([await run(wrapped) for _ in range(5)])
+    print(bare, eh)
+asyncio.run(main())
+"""
+    out = subprocess.run(
+        pinned([str(PAGI_PY), "-c", code, str(APPS)], SERVER_CPU),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    bare, wrapped = (float(x) for x in out.stdout.split())
+    return bare, wrapped
 
 
 def main() -> int:
@@ -164,6 +202,16 @@ def main() -> int:
     if bare and handled:
         overhead = 1 - handled["rps"] / bare["rps"]
         lines += ["", f"ErrorHandler overhead on plaintext: {overhead:+.1%} req/s (target <= 5%)."]
+    alone, wrapped = inprocess_overhead()
+    extra = wrapped - alone
+    note = "."
+    if bare:
+        per_request = bare["server_cores"] * bare["seconds"] * 1e6 / bare["requests"]
+        note = f"; that is {extra / per_request:.1%} of pagi-server's CPU per plaintext request."
+    lines.append(
+        f"In process, no server: the plaintext app takes {alone:.2f} us per call, "
+        f"{wrapped:.2f} us behind ErrorHandler (+{extra:.2f} us){note}"
+    )
     if failures:
         lines += ["", "Failures:", *[f"- {f}" for f in failures]]
     markdown = "\n".join(lines) + "\n"
