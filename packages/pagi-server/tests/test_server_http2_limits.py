@@ -199,6 +199,41 @@ async def test_bad_method_or_scheme_resets_only_that_stream(
         assert client.goaway() is None
 
 
+_BASE = request_headers()
+_MALFORMED: dict[str, list[tuple[bytes, bytes]]] = {
+    "upper-case name": [*_BASE, (b"X-Upper", b"1")],
+    "connection field": [*_BASE, (b"connection", b"keep-alive")],
+    "te other than trailers": [*_BASE, (b"te", b"gzip")],
+    "leading space in value": [*_BASE, (b"x-a", b" v")],
+    "CR in value": [*_BASE, (b"x-a", b"a\rb")],
+    "NUL in value": [*_BASE, (b"x-a", b"a\x00b")],
+    "pseudo after regular": [*_BASE[:3], (b"x-a", b"1"), _BASE[3]],
+    "repeated :path": [*_BASE, (b":path", b"/again")],
+    "unknown pseudo": [(b":foo", b"x"), *_BASE],
+    ":status in a request": [(b":status", b"200"), *_BASE],
+    "no :path": [h for h in _BASE if h[0] != b":path"],
+    "no :scheme": [h for h in _BASE if h[0] != b":scheme"],
+    "host differs from :authority": [*_BASE, (b"host", b"elsewhere.test")],
+}
+
+
+async def test_malformed_requests_are_stream_errors(serve: Any) -> None:
+    """RFC 9113 8.1.1: RST_STREAM PROTOCOL_ERROR for each; the connection serves on."""
+    async with serve(hello) as running:
+        client = H2Client(await running.connect(), validate=False)
+        await client.start()
+        sids = {name: await client.request(headers) for name, headers in _MALFORMED.items()}
+        good = await client.request(request_headers())
+        await client.until(lambda seen: good in client.ended())
+        await client.until(lambda seen: set(sids.values()) <= set(client.resets()))
+        resets = client.resets()
+        assert {name: resets[sid] for name, sid in sids.items()} == dict.fromkeys(
+            _MALFORMED, ErrorCodes.PROTOCOL_ERROR
+        )
+        assert client.statuses() == {good: b"200"}
+        assert client.goaway() is None
+
+
 @pytest.mark.parametrize("shape", ["count", "size"])
 async def test_header_limits_give_431_on_h2(serve: Any, shape: str) -> None:
     """--max-header-count and --max-header-size hold for HTTP/2 header lists too."""
