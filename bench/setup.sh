@@ -15,6 +15,7 @@ need() {  # need TOOL HINT
 }
 need uv "pip install uv  (or see the uv docs)"
 need wrk "sudo apt-get update && sudo apt-get install -y wrk"
+need h2load "sudo apt-get update && sudo apt-get install -y nghttp2-client  (HTTP/2 load, run_h2.py)"
 need node "sudo apt-get install -y nodejs npm  (Node 18+)"
 need npm "sudo apt-get install -y npm"
 command -v taskset >/dev/null 2>&1 || echo "note: taskset not found (util-linux); runs will not pin CPUs" >&2
@@ -31,4 +32,4 @@ if [ ! -x "$BENCH/.venv/bin/python" ]; then
 fi
 uv pip install --python "$BENCH/.venv/bin/python" -r "$BENCH/requirements.txt"
 (cd "$BENCH" && npm install --no-audit --no-fund --no-package-lock)
-echo "bench setup done: python3 bench/run_http.py ; python3 bench/run_ws.py"
+echo "bench setup done: python3 bench/run_http.py ; python3 bench/run_h2.py ; python3 bench/run_ws.py"
