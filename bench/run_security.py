@@ -23,11 +23,17 @@ middleware) with ``--no-proxy-headers`` so the proxy rule runs once.
 Columns: req/s, ratios to each uvicorn on the same cell, server CPU per
 request, the overhead of the stack against the bare route, and the CPU
 other processes took while measuring (the machine may be shared).
+
+Last, ``bench/security_inprocess.py`` calls both apps directly, without a
+server, and reports CPU time per call (``time.process_time``): the cost of
+the middleware stacks alone, and a figure that a busy machine disturbs far
+less than req/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -37,7 +43,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    BENCH,
     CLIENT_CPU,
+    PAGI_PY,
+    PEER_PY,
     RESULTS,
     CpuWindow,
     ServerSpec,
@@ -103,12 +112,41 @@ def wrk(port: int, path: str, headers: dict[str, str], connections: int, seconds
     return parse_wrk(out.stdout)
 
 
+def in_process_table(calls: int) -> list[str]:
+    """The stacks called directly (no server): CPU per call, robust to a busy machine."""
+    rows = {}
+    for side, python in (("pagi", PAGI_PY), ("asgi", PEER_PY)):
+        out = subprocess.run(
+            [str(python), str(BENCH / "security_inprocess.py"), side, "--calls", str(calls)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if out.returncode != 0:
+            return [f"In-process run failed ({side}): {out.stderr.strip()[-300:]}"]
+        rows[side] = json.loads(out.stdout.strip().splitlines()[-1])
+    lines = [
+        "In process (app called directly, no server; CPU per call, best of 5 batches):",
+        "",
+        "| app | bare route | with the stack | stack cost |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for side, label in (("pagi", "pagi.tools"), ("asgi", "Starlette")):
+        row = rows[side]
+        cost = row["stack"] - row["bare"]
+        lines.append(f"| {label} | {row['bare']:.1f} us | {row['stack']:.1f} us | {cost:+.1f} us |")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--calls", type=int, default=5000, help="calls per batch for the in-process table"
+    )
     args = parser.parse_args()
     check_python_envs()
     require_tool("wrk", "sudo apt-get install -y wrk")
@@ -186,6 +224,7 @@ def main() -> int:
 
             extra = per_request(stack) - per_request(bare)
             lines.append(f"| {name} | {drop:+.1%} | {extra:+.0f} us |")
+    lines += ["", *in_process_table(args.calls)]
     ours, theirs = best.get(("pagi-server", "stack")), best.get(("uvicorn-h11", "stack"))
     if ours and theirs:
         ratio = ours["rps"] / theirs["rps"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "SCHEMES",
@@ -157,13 +157,16 @@ def split_node(node: str) -> tuple[str, int | None]:
     return node, None
 
 
-@dataclass(frozen=True)
-class ForwardedInfo:
+class ForwardedInfo(NamedTuple):
     """What the trusted proxies said: each field ``None`` when they did not say it."""
 
     client: tuple[str, int] | None = None
     scheme: str | None = None
     host: str | None = None
+
+
+_WANTED = frozenset({b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+_NOTHING = ForwardedInfo()
 
 
 def _last(values: Sequence[str]) -> str | None:
@@ -182,23 +185,20 @@ def resolve_forwarded(
     scheme is lower-cased and kept only if it is ``http``, ``https``,
     ``ws`` or ``wss``.
     """
-    forwarded: list[str] = []
-    xff: list[str] = []
-    xfp: list[str] = []
-    xfh: list[str] = []
+    found: dict[bytes, list[str]] = {}
     for name, value in headers:
-        if name == b"forwarded":
-            forwarded.append(value.decode("latin-1"))
-        elif name == b"x-forwarded-for":
-            xff.append(value.decode("latin-1"))
-        elif name == b"x-forwarded-proto":
-            xfp.append(value.decode("latin-1"))
-        elif name == b"x-forwarded-host":
-            xfh.append(value.decode("latin-1"))
+        if name in _WANTED:
+            found.setdefault(name, []).append(value.decode("latin-1"))
+    if not found:
+        return _NOTHING
+    forwarded = found.get(b"forwarded", [])
+    xff = found.get(b"x-forwarded-for", [])
+    xfp = found.get(b"x-forwarded-proto", [])
+    xfh = found.get(b"x-forwarded-host", [])
     if forwarded:
         elements = [e for value in forwarded for e in parse_forwarded(value) if "for" in e]
         if not elements:
-            return ForwardedInfo()
+            return _NOTHING
         chosen = elements[0]
         for element in reversed(elements):
             if not trusted.trusts(split_node(element["for"])[0]):

@@ -343,10 +343,10 @@ def add_headers(
         if event.get("type") in types:
             current = list(event.get("headers") or ())
             if mode == "missing":
-                present = {bytes(name).lower() for name, _ in current}
+                present = {name.lower() for name, _ in current}
                 current += [pair for pair in pairs if pair[0] not in present]
             elif mode == "replace":
-                current = [(n, v) for n, v in current if bytes(n).lower() not in names]
+                current = [(n, v) for n, v in current if n.lower() not in names]
                 current += pairs
             else:
                 current += pairs

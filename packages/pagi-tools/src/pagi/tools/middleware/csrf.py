@@ -22,6 +22,7 @@ webhooks from other servers, which carry no browser cookies.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import secrets
@@ -98,7 +99,9 @@ class CSRF(Middleware):
             or max_body_size < 0
         ):
             raise OptionError("CSRF", "max_body_size", "must be an int >= 0")
-        self.signer = URLSafeSerializer(secret_key, salt="pagi.csrf")
+        self.signer = URLSafeSerializer(
+            secret_key, salt="pagi.csrf", signer_kwargs={"digest_method": hashlib.sha1}
+        )
         self.cookie_name = cookie_name
         self.header_key = header_name.lower().encode("latin-1")
         self.form_field = form_field

@@ -28,6 +28,7 @@ saved: the cookie has already gone out.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -67,7 +68,11 @@ def _snapshot(data: Mapping[str, Any]) -> str:
 
 
 class SessionData(dict[str, Any]):
-    """``request.session``: a plain dict plus :attr:`id` and :meth:`regenerate`."""
+    """``request.session``: a plain dict plus :attr:`id` and :meth:`regenerate`.
+
+    Writes through the dict's own methods set :attr:`modified`, so an
+    untouched session costs nothing to check at the end of the request.
+    """
 
     def __init__(self, data: Mapping[str, Any], session_id: str | None = None) -> None:
         super().__init__(data)
@@ -76,6 +81,42 @@ class SessionData(dict[str, Any]):
         #: The ids this request retired with :meth:`regenerate`.
         self.retired: list[str] = []
         self.regenerated = False
+        #: True once a top-level write happened (nested changes are found by comparison).
+        self.modified = False
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.modified = True
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.modified = True
+        super().__delitem__(key)
+
+    def clear(self) -> None:
+        self.modified = True
+        super().clear()
+
+    def pop(self, *args: Any) -> Any:
+        self.modified = True
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, Any]:
+        self.modified = True
+        return super().popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self.modified = True
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.modified = True
+        super().update(*args, **kwargs)
+
+    def __ior__(self, other: Any) -> SessionData:  # type: ignore[override,misc]
+        self.modified = True
+        super().update(other)
+        return self
 
     def regenerate(self) -> None:
         """Give the session a new id, keeping its data; the old id is deleted.
@@ -159,7 +200,11 @@ class Session(Middleware):
         if not isinstance(header_name, str) or not _TOKEN.fullmatch(header_name):
             raise OptionError("Session", "header_name", "must be a header name")
         keys: Any = secret_key  # a list rotates keys: sign with the last, accept any
-        self.serializer = URLSafeTimedSerializer(keys, salt=_SALT)
+        # itsdangerous's default HMAC-SHA1, given as hashlib's own constructor so
+        # that hmac takes its OpenSSL fast path (same signatures, same cookies).
+        self.serializer = URLSafeTimedSerializer(
+            keys, salt=_SALT, signer_kwargs={"digest_method": hashlib.sha1}
+        )
         # One signer for every request (loads() would build one per call).
         self.signer = cast(TimestampSigner, self.serializer.make_signer(_SALT))
         self.cookie_name = cookie_name
@@ -230,7 +275,10 @@ class Session(Middleware):
             return
         session = SessionData(data, session_id)
         child["pagi.session"] = session
-        loaded = _snapshot(data) if existed else None
+        # Containers inside can change without a top-level write: compare JSON
+        # for those; a flat session is compared only if it was written to.
+        nested = existed and any(isinstance(v, (dict, list)) for v in data.values())
+        loaded: Any = _snapshot(data) if nested else dict(data)
 
         async def session_send(event: Event) -> None:
             if event.get("type") == "http.response.start":
@@ -244,7 +292,7 @@ class Session(Middleware):
         await self.app(child, receive, session_send)
 
     async def _write_back(
-        self, session: SessionData, existed: bool, loaded: str | None
+        self, session: SessionData, existed: bool, loaded: str | dict[str, Any]
     ) -> str | None:
         """Save what changed; the token to send (``""``: delete it), or ``None``: nothing."""
         store = self.store
@@ -258,7 +306,11 @@ class Session(Middleware):
                 if existed:
                     return ""
             return None
-        if not (session.regenerated or not existed or _snapshot(session) != loaded):
+        if isinstance(loaded, str):
+            changed = _snapshot(session) != loaded
+        else:
+            changed = session.modified and dict(session) != loaded
+        if not (session.regenerated or not existed or changed):
             return None
         if store is None:
             return str(self.serializer.dumps(dict(session)))
