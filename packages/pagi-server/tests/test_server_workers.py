@@ -40,6 +40,7 @@ async def app(scope, receive, send):
         if not event.get("more"):
             break
     if scope["path"] == "/block":
+        open("block-started", "w").close()  # the test signals only once a worker is busy
         time.sleep(0.4)  # holds this worker's event loop: the next client goes elsewhere
     data = json.dumps({"pid": os.getpid(), "lifespan": LIFESPAN}).encode()
     await send({"type": "http.response.start", "status": 200,
@@ -194,7 +195,9 @@ def test_ctrl_c_to_the_process_group_drains_once(tmp_path: Path) -> None:
         wait_children(proc.proc.pid, 2)
         with ThreadPoolExecutor(1) as pool:
             future = pool.submit(get, port, "/block")
-            time.sleep(0.2)
+            deadline = time.monotonic() + 10
+            while not (tmp_path / "block-started").exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
             os.killpg(proc.proc.pid, signal.SIGINT)
             assert future.result(10)["pid"] != proc.proc.pid
         assert proc.wait(15) == 0
