@@ -267,7 +267,7 @@ def build_markdown(args: argparse.Namespace, rows: dict, attacks: dict, failures
         lines += [
             f"## Rapid Reset: {args.resets:,} streams opened and reset on one connection",
             "",
-            "| server | resets sent | ended by | GOAWAY | seconds | RSS before MiB "
+            "| server | resets sent | ended by | GOAWAY | seconds to get through | RSS before MiB "
             "| RSS peak MiB | RSS after MiB | serves after |",
             "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | --- |",
         ]

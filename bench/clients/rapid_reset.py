@@ -7,9 +7,11 @@ and an empty SETTINGS it sends, per stream, a HEADERS frame (GET /, ending
 the stream) immediately followed by RST_STREAM CANCEL, ``--batch`` streams
 per write, and reads whatever the server sends in between (so it never
 blocks on a full receive buffer). It stops after ``--streams`` resets, when
-the server closes the connection, or after ``--timeout`` seconds, and
-reports how many resets it sent, the GOAWAY error code it got (if any) and
-how long it took. Only ever connects to 127.0.0.1.
+the server closes the connection, or after ``--timeout`` seconds; then it
+sends a PING and waits for its ACK (or the close), so the time reported is
+how long the server took to get through everything it was sent. It reports
+how many resets it sent, who ended the connection, the GOAWAY error code it
+got (if any) and that time. Only ever connects to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # :authority as a literal without indexing (name index 1).
 _BLOCK = b"\x82\x86\x84\x01\x09127.0.0.1"
 _GOAWAY = 0x7
+_PING = 0x6
 _CODES = {0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 11: "ENHANCE_YOUR_CALM"}
 
 
@@ -49,6 +52,7 @@ class Reader:
     def __init__(self) -> None:
         self.buf = b""
         self.goaway: int | None = None
+        self.ping_acked = False
         self.received = 0
 
     def feed(self, data: bytes) -> None:
@@ -60,6 +64,8 @@ class Reader:
                 return
             if self.buf[3] == _GOAWAY and self.goaway is None:
                 self.goaway = int.from_bytes(self.buf[13:17], "big")
+            elif self.buf[3] == _PING and self.buf[4] & 0x1:
+                self.ping_acked = True
             self.buf = self.buf[9 + length :]
 
 
@@ -107,14 +113,20 @@ def main() -> None:
                 break
     except OSError:
         closed_by = "server"
-    elapsed = time.monotonic() - started
     if closed_by == "client":
-        sock.settimeout(1.0)
+        # A PING is answered only once everything sent before it has been read.
+        sock.settimeout(args.timeout)
         try:
-            while data := sock.recv(65536):
+            sock.sendall(frame(_PING, 0x0, 0, b"rr-done!"))
+            while not reader.ping_acked:
+                data = sock.recv(65536)
+                if not data:
+                    closed_by = "server"
+                    break
                 reader.feed(data)
         except OSError:
-            pass
+            closed_by = "server"
+    elapsed = time.monotonic() - started
     sock.close()
     code = reader.goaway
     print(
