@@ -78,6 +78,10 @@ async def test_trusted_host_patterns_ports_and_case() -> None:
         assert response.status_code == status, host
     missing = await AsyncTestClient(app).get("/where", headers={"host": ""})
     assert missing.status_code == 400
+    v6 = TrustedHost(make_router(), allowed_hosts=["::1", "[2001:db8::1]"])
+    for host, status in (("[::1]:8000", 200), ("[2001:db8::1]", 200), ("[::2]", 400)):
+        response = await AsyncTestClient(v6).get("/where", headers={"host": host})
+        assert response.status_code == status, host
 
 
 async def test_trusted_host_www_redirect_and_refusing_ws_and_sse() -> None:

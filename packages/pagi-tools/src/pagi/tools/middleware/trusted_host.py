@@ -52,6 +52,8 @@ class TrustedHost(Middleware):
             elif text.startswith("*.") and "*" not in text[2:] and len(text) > 2:
                 self.suffixes.append(text[1:])
             elif text and "*" not in text and "/" not in text:
+                if text.count(":") > 1 and not text.startswith("["):
+                    text = f"[{text}]"  # an IPv6 literal: Host headers bracket it
                 self.exact.add(host_without_port(text))
             else:
                 raise OptionError(
