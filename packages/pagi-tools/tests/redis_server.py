@@ -42,6 +42,20 @@ def server_binary() -> str | None:
     return shutil.which("redis-server") or shutil.which("valkey-server")
 
 
+def require_binary() -> str:
+    """:func:`server_binary`, skipping the test without one (failing under PAGI_REQUIRE_REDIS=1)."""
+    binary = server_binary()
+    if binary is None:
+        if os.environ.get("PAGI_REQUIRE_REDIS") == "1":
+            pytest.fail(f"PAGI_REQUIRE_REDIS=1 but {HOW_TO_INSTALL}")
+        pytest.skip(HOW_TO_INSTALL)
+    return binary
+
+
+def free_port() -> int:
+    return _free_port()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -51,37 +65,44 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``redis://127.0.0.1:<port>/0`` of a fresh server, for the whole test session."""
-    binary = server_binary()
-    if binary is None:
-        if os.environ.get("PAGI_REQUIRE_REDIS") == "1":
-            pytest.fail(f"PAGI_REQUIRE_REDIS=1 but {HOW_TO_INSTALL}")
-        pytest.skip(HOW_TO_INSTALL)
+    binary = require_binary()
     workdir = tmp_path_factory.mktemp("redis")
     port = _free_port()
+    process = start_server(binary, port, workdir)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_server(process)
+
+
+def start_server(binary: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    """Start a server on ``port`` and wait until it answers PING (fails the test otherwise)."""
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     command += ["--appendonly", "no", "--dir", str(workdir), "--protected-mode", "no"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-                pytest.fail(f"{binary} did not start: {output[-2000:]}")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
+    deadline = time.monotonic() + 15
+    while True:
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return process
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            stop_server(process)
+            pytest.fail(f"{binary} did not start: {output[-2000:]}")
+        time.sleep(0.05)
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server started by :func:`start_server` (kill it after 10 s)."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout:
+        process.stdout.close()
