@@ -245,3 +245,15 @@ def test_bad_options_fail_at_construction(options: dict[str, Any], option: str) 
     with pytest.raises(OptionError) as info:
         Session(make_router(), **options)
     assert info.value.option == option and repr(option) in str(info.value)
+
+
+async def test_a_remembered_cookie_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pagi.tools.middleware.session as session_module
+
+    client = client_for(max_age=60)
+    await client.post("/set", json={"user": "alice"})
+    cookie = {"cookie": f"session={client.cookies['session']}"}  # the jar would drop it
+    assert (await client.get("/read", headers=cookie)).json()["session"] == {"user": "alice"}
+    later = time.time() + 120
+    monkeypatch.setattr(session_module.time, "time", lambda: later)
+    assert (await client.get("/read", headers=cookie)).json()["session"] == {}

@@ -32,6 +32,7 @@ import hashlib
 import json
 import re
 import secrets
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal, NoReturn, cast
@@ -157,6 +158,8 @@ class Session(Middleware):
     """
 
     scope_types = ("http", "websocket", "sse")
+    #: How many verified session cookies one instance remembers.
+    VERIFIED_MEMORY = 1024
 
     def __init__(
         self,
@@ -207,6 +210,7 @@ class Session(Middleware):
         )
         # One signer for every request (loads() would build one per call).
         self.signer = cast(TimestampSigner, self.serializer.make_signer(_SALT))
+        self._verified: dict[str, tuple[float, bytes]] = {}
         self.cookie_name = cookie_name
         self.max_age = max_age
         self.store = store
@@ -242,16 +246,40 @@ class Session(Middleware):
                 return text.strip() or None
         return None
 
+    def _verified_payload(self, token: str) -> bytes | None:
+        """The payload of a cookie signed by us and not expired, else ``None``.
+
+        A browser sends the same cookie with every request until the session
+        changes, so the outcome of checking its signature is remembered
+        (per instance, at most ``VERIFIED_MEMORY`` cookies); the age is
+        checked on every request all the same.
+        """
+        seen = self._verified.get(token)
+        if seen is None:
+            try:
+                payload, signed_at = self.signer.unsign(
+                    token, max_age=self.max_age, return_timestamp=True
+                )
+            except BadSignature:  # tampered, foreign key, or expired
+                return None
+            seen = (signed_at.timestamp(), payload)
+            if len(self._verified) >= self.VERIFIED_MEMORY:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = seen
+        elif self.max_age is not None:
+            age = time.time() - seen[0]
+            if not 0 <= age <= self.max_age + 1:  # itsdangerous counts whole seconds
+                del self._verified[token]
+                return None
+        return seen[1]
+
     async def _load(self, scope: Scope) -> tuple[dict[str, Any], str | None, bool]:
         """``(data, id, existed)`` for the request's token."""
         token = self._token(scope)
         if self.store is None:
             if token:
-                try:
-                    payload = self.signer.unsign(token, max_age=self.max_age)
-                    data = self.serializer.load_payload(payload)
-                except BadSignature:  # tampered, foreign key, or expired
-                    data = None
+                payload = self._verified_payload(token)
+                data = self.serializer.load_payload(payload) if payload is not None else None
                 if isinstance(data, dict):
                     return data, None, True
             return {}, None, False
