@@ -189,6 +189,11 @@ class ServerConfig:
     http2: bool = _opt(
         True, "offer HTTP/2 (ALPN h2 over TLS; prior-knowledge h2c in cleartext)", "protocol"
     )
+    h2_websocket: bool = _opt(
+        True,
+        "offer WebSockets over HTTP/2 streams (RFC 8441 Extended CONNECT)",
+        "protocol",
+    )
     server_header: bool = _opt(True, "send a 'server: pagi' header unless the app did", "protocol")
     proxy_headers: bool = _opt(
         False, "trust X-Forwarded-For/-Proto from --forwarded-allow-ips", "protocol"

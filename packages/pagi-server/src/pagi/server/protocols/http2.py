@@ -50,9 +50,15 @@ sending a large body yields after every ``write_low_watermark`` bytes and
 waits while the outbox is above its high mark, so streams share the
 connection in turn.
 
-Not supported: server push (never sent, R-H2-8) and WebSocket over HTTP/2
-(RFC 8441): Extended CONNECT is not advertised, so clients use HTTP/1.1
-for WebSockets (R-WSH2-6).
+WebSockets (RFC 8441): with ``h2_websocket`` on, the first SETTINGS
+advertise ``SETTINGS_ENABLE_CONNECT_PROTOCOL`` and an Extended CONNECT with
+``:protocol websocket`` becomes a ``websocket`` scope whose session runs on
+the stream through ``http2_websocket.H2Carrier``: it takes one of the
+``h2_max_concurrent_streams`` places, its DATA is credited as the session
+reads it, a drain closes it with 1001, and ending it ends only that stream.
+Any other CONNECT gets 501.
+
+Not supported: server push (never sent, R-H2-8).
 """
 
 from __future__ import annotations
@@ -74,8 +80,11 @@ from pagi.server.context import ServerContext
 from pagi.server.net.outbox import Outbox
 from pagi.server.protocols.http1_parser import H2_PREFACE
 from pagi.server.protocols.http2_guard import FrameGuard, H2LimitExceeded, RateWindow
-from pagi.server.protocols.http2_request import MalformedRequest, read_request_head
-from pagi.server.protocols.responses import simple_response
+from pagi.server.protocols.http2_request import MalformedRequest, RequestHead, read_request_head
+from pagi.server.protocols.http2_websocket import H2Carrier
+from pagi.server.protocols.responses import error_response, simple_response
+from pagi.server.protocols.ws_handshake import HandshakeError, check_handshake
+from pagi.server.protocols.ws_session import WebSocketSession
 from pagi.server.scope import ConnectionInfo, build_scope
 from pagi.server.streams.dispatch import choose_scope_type
 from pagi.server.streams.http import HTTPStream, bodiless
@@ -124,7 +133,7 @@ class _Parked:
 
     def __init__(self) -> None:
         self.wake = anyio.Event()
-        self.state: _H2Stream | None = None
+        self.state: _H2Stream | H2Carrier | None = None
 
 
 class _H2Stream:
@@ -391,7 +400,7 @@ class H2Connection:
         )
         self.outbox.on_broken = self._on_write_failed
         #: Streams whose app task is running (reset or not), by stream id.
-        self.streams: dict[int, _H2Stream] = {}
+        self.streams: dict[int, _H2Stream | H2Carrier] = {}
         #: Streams whose app waits in ``receive`` for body bytes (``body_timeout``).
         self.waiting: dict[int, _H2Stream] = {}
         #: No frame may be sent any more (GOAWAY sent or received, or the socket failed).
@@ -488,6 +497,17 @@ class H2Connection:
             return
         self.send_soon()
 
+    def reset_id(self, stream_id: int, code: ErrorCodes) -> None:
+        """Send RST_STREAM ``code`` for ``stream_id`` (nothing once the connection is closed)."""
+        self._reset_id(stream_id, code)
+
+    def window_changed(self) -> None:
+        """Flow-control room may have changed: wake writers and tunnels waiting for it."""
+        self._wake_writers()
+        for state in list(self.streams.values()):
+            if type(state) is H2Carrier:
+                state.window_opened()
+
     def _reset_id(self, stream_id: int, code: ErrorCodes) -> None:
         if self.closed:
             return
@@ -497,7 +517,7 @@ class H2Connection:
             return
         self.send_soon()
 
-    def reset_stream(self, state: _H2Stream, code: ErrorCodes) -> None:
+    def reset_stream(self, state: _H2Stream | H2Carrier, code: ErrorCodes) -> None:
         """Reset one stream; its unread body is dropped and its credit returned."""
         if state.reset:
             return
@@ -505,7 +525,7 @@ class H2Connection:
         self._reset_id(state.sid, code)
         self._drop_body(state)
 
-    def _drop_body(self, state: _H2Stream) -> None:
+    def _drop_body(self, state: _H2Stream | H2Carrier) -> None:
         if state.http is not None:
             state.http.discard_body()
         if state.unacked:
@@ -537,6 +557,8 @@ class H2Connection:
         for state in list(self.streams.values()):
             if state.http is not None:
                 state.http.disconnect(reason)
+            elif type(state) is H2Carrier:
+                state.end_input(reason)  # its session sees the drop (1006)
         self._wake_writers()
         parked, self._parked = self._parked, []
         for slot in parked:
@@ -579,6 +601,9 @@ class H2Connection:
         """Send GOAWAY NO_ERROR: in-flight streams finish, new ones are refused."""
         if self._linger_scope is not None:
             self._linger_scope.cancel()  # the server is stopping: no need to wait
+        for state in list(self.streams.values()):
+            if type(state) is H2Carrier and state.session is not None:
+                state.session.begin_drain()  # Close 1001; the stream ends after the handshake
         if self.closing:
             return
         self.closing = True
@@ -594,6 +619,8 @@ class H2Connection:
         for state in list(self.streams.values()):
             if state.http is not None:
                 state.http.disconnect(DisconnectReason.SERVER_SHUTDOWN)
+            elif type(state) is H2Carrier and state.session is not None:
+                state.session.force_close()
         self.outbox.abort(DisconnectReason.SERVER_SHUTDOWN)
         self.closed = self.closing = True
         self._wake_writers()
@@ -683,6 +710,7 @@ class H2Connection:
             _SettingCodes.MAX_HEADER_LIST_SIZE: cfg.h2_max_header_list_size,
             _SettingCodes.MAX_FRAME_SIZE: cfg.h2_max_frame_size,
             _SettingCodes.INITIAL_WINDOW_SIZE: cfg.h2_initial_stream_window,
+            _SettingCodes.ENABLE_CONNECT_PROTOCOL: int(cfg.h2_websocket),
         }
 
     def _start(self) -> None:
@@ -802,10 +830,12 @@ class H2Connection:
                 state = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
                 if state is not None and state.http is not None:
                     state.http.end_body()
+                elif type(state) is H2Carrier:
+                    state.end_input()  # the peer's side of the byte stream is over
             elif kind is _StreamReset:
                 self._on_reset(event)  # type: ignore[arg-type]
             elif kind is _WindowUpdated or kind is _RemoteSettingsChanged:
-                self._wake_writers()
+                self.window_changed()
             elif kind is _ConnectionTerminated:
                 # h2 sends nothing after the client's GOAWAY: what is in flight ends here.
                 self._stop(DisconnectReason.CLIENT_CLOSED)
@@ -828,6 +858,8 @@ class H2Connection:
         state.reset = True
         if state.http is not None:
             state.http.disconnect(DisconnectReason.CLIENT_CLOSED)
+        elif type(state) is H2Carrier:
+            state.end_input(DisconnectReason.CLIENT_CLOSED)  # a drop: the app sees 1006
         self._drop_body(state)
         self._wake_writers()
         if not state.ended:
@@ -837,6 +869,9 @@ class H2Connection:
         sid = event.stream_id
         size = event.flow_controlled_length
         state = self.streams.get(sid)
+        if type(state) is H2Carrier:
+            self._tunnel_data(state, event)
+            return
         http = state.http if state is not None else None
         if state is None or http is None or state.reset or http.discarding:
             self.credit(sid, size)  # nobody will read it
@@ -881,7 +916,10 @@ class H2Connection:
             return
         method = head.method
         if head.protocol or method == b"CONNECT":
-            self._respond_at_once(sid, 501, ended)  # no Extended CONNECT support (R-WSH2-6)
+            if method == b"CONNECT" and head.protocol == b"websocket" and cfg.h2_websocket:
+                self._open_tunnel(sid, head, ended)
+            else:
+                self._respond_at_once(sid, 501, ended)  # no other CONNECT is served
             return
         declared = head.content_length
         if (
@@ -911,7 +949,7 @@ class H2Connection:
         self.streams[sid] = state
         self._start_app(state)
 
-    def _start_app(self, state: _H2Stream) -> None:
+    def _start_app(self, state: _H2Stream | H2Carrier) -> None:
         parked = self._parked
         if parked:
             slot = parked.pop()
@@ -921,14 +959,14 @@ class H2Connection:
             assert self._tg is not None
             self._tg.start_soon(self._worker, state, name="h2 stream")
 
-    async def _worker(self, state: _H2Stream) -> None:
+    async def _worker(self, state: _H2Stream | H2Carrier) -> None:
         """Run apps one after another: a busy connection does not start a task per request.
 
         Like keep-alive requests on HTTP/1.1, requests of one connection may
         follow each other in the same task; a connection keeps at most
         ``_MAX_PARKED`` idle workers.
         """
-        current: _H2Stream | None = state
+        current: _H2Stream | H2Carrier | None = state
         while current is not None:
             await self._run_stream(current)
             if self.closing or len(self._parked) >= _MAX_PARKED:
@@ -938,7 +976,11 @@ class H2Connection:
             await slot.wake.wait()
             current = slot.state
 
-    async def _run_stream(self, state: _H2Stream) -> None:
+    async def _run_stream(self, state: _H2Stream | H2Carrier) -> None:
+        if type(state) is H2Carrier:
+            await self._run_tunnel(state)
+            return
+        assert type(state) is _H2Stream
         http = state.http
         assert http is not None
         access_log = self.ctx.access_log
@@ -967,11 +1009,6 @@ class H2Connection:
                 # ask it to stop (RFC 9113 section 8.1) rather than read on.
                 self.reset_stream(state, ErrorCodes.NO_ERROR)
         http.discard_body()
-        if state.unacked:
-            self.credit(state.sid, state.unacked)
-            state.unacked = 0
-        self.waiting.pop(state.sid, None)
-        del self.streams[state.sid]
         # Break the reference cycles of the exchange (stream <-> wire, the
         # connection's hook -> stream) so it is freed now: left to the cycle
         # collector, a busy connection's garbage cost ~20% of the CPU and
@@ -979,9 +1016,72 @@ class H2Connection:
         http.connection.on_disconnected = None
         http.source = None
         state.http = None
+        self._release(state)
+
+    def _release(self, state: _H2Stream | H2Carrier) -> None:
+        """The stream's app is done: return its credit, free its place."""
+        if state.unacked:
+            self.credit(state.sid, state.unacked)
+            state.unacked = 0
+        self.waiting.pop(state.sid, None)
+        if self.streams.pop(state.sid, None) is None:
+            return
         if not self.streams:
             self._idle_since = time.monotonic()
             if self._all_done is not None:
                 self._all_done.set()
             if self.closing and self._read_scope is not None:
                 self._read_scope.cancel()
+
+    # --- WebSockets on streams (RFC 8441) -------------------------------------------------
+    def _open_tunnel(self, sid: int, head: RequestHead, ended: bool) -> None:
+        if not head.scheme or not head.path or ended:
+            # RFC 8441 4: an Extended CONNECT carries :scheme and :path, and a
+            # WebSocket needs the stream open in both directions.
+            log.info("HTTP/2 client %s: stream %d is a malformed Extended CONNECT", self.peer, sid)
+            self._reset_id(sid, ErrorCodes.PROTOCOL_ERROR)
+            return
+        scope = build_scope(
+            "websocket",
+            self.info,
+            method="CONNECT",
+            http_version="2",
+            target=head.path,
+            headers=head.headers,
+        )
+        carrier = H2Carrier(self, sid, scope)
+        self.streams[sid] = carrier
+        self._start_app(carrier)
+
+    def _tunnel_data(self, carrier: H2Carrier, event: h2.events.DataReceived) -> None:
+        size = event.flow_controlled_length
+        data = event.data
+        if carrier.reset:
+            self.credit(carrier.sid, size)  # nobody will read it
+            return
+        if size > len(data):
+            self.credit(carrier.sid, size - len(data))  # padding
+        if data:
+            carrier.unacked += len(data)  # credited when the session reads it
+            carrier.feed(data)
+
+    async def _run_tunnel(self, carrier: H2Carrier) -> None:
+        scope = carrier.scope
+        try:
+            try:
+                check_handshake(scope, carrier="h2")
+            except HandshakeError as exc:
+                fields, body = error_response(
+                    exc.status, self.ctx, text=exc.text, headers=exc.headers
+                )
+                fields = [(n, v) for n, v in fields if n != b"content-length"]
+                carrier.refuse(exc.status, fields, body)
+                await carrier.flush()
+                if self.ctx.access_log is not None:
+                    self.ctx.access_log.log(scope, exc.status, 0, 0.0)
+                return
+            await WebSocketSession(self.ctx, carrier, scope).run()
+        finally:
+            if not self.closed and not carrier.reset and not carrier.ended:
+                self.reset_stream(carrier, ErrorCodes.CANCEL)
+            self._release(carrier)

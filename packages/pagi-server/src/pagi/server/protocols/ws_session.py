@@ -306,6 +306,9 @@ class WebSocketSession:
             if self._ending == "graceful":
                 with anyio.move_on_after(self.cfg.ws_close_timeout or 1.0):
                     await self.carrier.flush()
+            # No task may be started in a group about to close (a drain that
+            # arrives now finds the session ending and needs no timer).
+            self._io_group = None
             io.cancel_scope.cancel()
         self._io_group = None
         with anyio.CancelScope(shield=True):
