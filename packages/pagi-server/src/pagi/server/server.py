@@ -344,7 +344,7 @@ class Server:
             self._accept_scopes.append(scope)
             while True:
                 try:
-                    stream = await accept(listener)
+                    streams = await accept(listener)
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                     return
                 except OSError as exc:
@@ -360,7 +360,8 @@ class Server:
                     # One bad connection must never stop the server from accepting.
                     log.exception("could not set up an accepted connection")
                     continue
-                tg.start_soon(self._handle, stream, ctx, ssl_context)
+                for stream in streams:
+                    tg.start_soon(self._handle, stream, ctx, ssl_context)
 
     async def _handle(
         self,

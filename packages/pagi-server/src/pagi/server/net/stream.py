@@ -334,18 +334,45 @@ def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-async def accept(listener: anyio.abc.SocketListener) -> anyio.abc.ByteStream:
-    """Accept one connection: a :class:`TransportStream` on asyncio, anyio's stream on trio."""
+#: Most connections taken from the backlog in one wake-up of the accept loop.
+_ACCEPT_BATCH = 64
+
+
+async def accept(listener: anyio.abc.SocketListener) -> list[anyio.abc.ByteStream]:
+    """Accept the connections waiting on ``listener`` (at least one).
+
+    On asyncio every connection already in the kernel's backlog is taken in
+    the same wake-up (up to ``_ACCEPT_BATCH``): taking one per event-loop
+    turn let the last of a burst of clients wait behind every request of
+    the first ones. Each becomes a :class:`TransportStream`. On trio,
+    anyio's listener hands out one stream per call.
+    """
     loop = _running_asyncio_loop()
     if loop is None:
-        return await listener.accept()
+        return [await listener.accept()]
     listening: socket.socket = listener.extra(SocketAttribute.raw_socket)
     client, _ = await loop.sock_accept(listening)
-    if client.family in (socket.AF_INET, socket.AF_INET6):
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        transport, protocol = await loop.connect_accepted_socket(_Protocol, client)
-    except BaseException:
-        client.close()
-        raise
-    return TransportStream(transport, protocol)
+    clients = [client]
+    while len(clients) < _ACCEPT_BATCH:
+        try:
+            more, _ = listening.accept()  # the listening socket is non-blocking here
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            break  # e.g. EMFILE: serve what we have; the next wake-up reports it
+        more.setblocking(False)
+        clients.append(more)
+    streams: list[anyio.abc.ByteStream] = []
+    for index, sock in enumerate(clients):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            transport, protocol = await loop.connect_accepted_socket(_Protocol, sock)
+        except BaseException:
+            for rest in clients[index:]:
+                rest.close()
+            for stream in streams:
+                cast(TransportStream, stream).abort()
+            raise
+        streams.append(TransportStream(transport, protocol))
+    return streams
