@@ -11,7 +11,9 @@ if something changed:
 
 * without a store (``store=None``) the whole dict travels in the cookie,
   JSON signed and timestamped with itsdangerous: a tampered, foreign or
-  expired cookie reads as an empty session, never as an error;
+  expired cookie reads as an empty session, never as an error (a cookie
+  that passed the signature check is remembered, so the one a browser
+  resends on every request is not verified again; its age always is);
 * with a store (:mod:`pagi.tools.session_stores`) the token is a random id
   and the dict is saved in the store.
 
