@@ -5,7 +5,7 @@ Theory of operation
 One task reads the socket. Each chunk first goes through the connection's
 :class:`~pagi.server.protocols.http2_guard.FrameGuard` (frame size, header
 block size, control-frame floods), then to ``h2``; every event ``h2``
-produces becomes a call on a per-stream :class:`_H2Stream`, which is both the
+produces becomes a call on a per-stream :class:`H2Stream`, which is both the
 :class:`~pagi.server.streams.http.HTTPStream`'s response wire and its body
 source, so the event rules, ``pagi.connection`` and the backstop are the
 ones HTTP/1.1 uses (R-H2-1). Each request runs its application in its own
@@ -81,13 +81,14 @@ from pagi.server.net.outbox import Outbox
 from pagi.server.protocols.http1_parser import H2_PREFACE
 from pagi.server.protocols.http2_guard import FrameGuard, H2LimitExceeded, RateWindow
 from pagi.server.protocols.http2_request import MalformedRequest, RequestHead, read_request_head
+from pagi.server.protocols.http2_stream import H2Stream
 from pagi.server.protocols.http2_websocket import H2Carrier
-from pagi.server.protocols.responses import error_response, simple_response
+from pagi.server.protocols.responses import error_response
 from pagi.server.protocols.ws_handshake import HandshakeError, check_handshake
 from pagi.server.protocols.ws_session import WebSocketSession
 from pagi.server.scope import ConnectionInfo, build_scope
 from pagi.server.streams.dispatch import choose_scope_type
-from pagi.server.streams.http import HTTPStream, bodiless
+from pagi.server.streams.http import HTTPStream
 from pagi.spec import DisconnectReason
 
 __all__ = ["PREFACE", "H2Connection"]
@@ -100,10 +101,6 @@ ErrorCodes = h2.errors.ErrorCodes
 _H2Error = h2.exceptions.ProtocolError
 _SettingCodes = h2.settings.SettingCodes
 
-_CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
-_BLANK = (b" ", b"\t")
 _DEFAULT_WINDOW = 65535
 _MAX_PARKED = 10  # idle app workers kept per connection
 
@@ -133,202 +130,7 @@ class _Parked:
 
     def __init__(self) -> None:
         self.wake = anyio.Event()
-        self.state: _H2Stream | H2Carrier | None = None
-
-
-class _H2Stream:
-    """One request stream: its response wire (``ResponseWire``) and body source (``BodySource``)."""
-
-    __slots__ = (
-        "_headers",
-        "_is_head",
-        "_no_body",
-        "_trailers",
-        "bytes_sent",
-        "conn",
-        "ended",
-        "head_written",
-        "http",
-        "reset",
-        "sid",
-        "status",
-        "unacked",
-        "waiting_since",
-    )
-
-    def __init__(self, conn: H2Connection, stream_id: int, *, is_head: bool) -> None:
-        self.conn = conn
-        self.sid = stream_id
-        self.http: HTTPStream | None = None
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._is_head = is_head
-        self._no_body = is_head
-        self._trailers = False
-        self.head_written = False
-        #: True once END_STREAM (or trailers) went out for the response.
-        self.ended = False
-        #: True once the stream was reset, by either side.
-        self.reset = False
-        self.status = 0
-        self.bytes_sent = 0
-        #: Body bytes received whose flow-control credit has not been returned yet.
-        self.unacked = 0
-        #: ``time.monotonic()`` since when the app has waited in ``receive`` for body bytes.
-        self.waiting_since: float | None = None
-
-    # --- BodySource: the app asks for more of the request ----------------------------
-    async def pull(self, stream: HTTPStream) -> None:
-        conn = self.conn
-        if self.unacked:
-            # Everything queued has been handed to the app: its credit goes back now.
-            conn.credit(self.sid, self.unacked)
-            self.unacked = 0
-        if stream.body_complete:
-            await stream.wait_changed()  # until the response completes or the client goes
-            return
-        self.waiting_since = time.monotonic()
-        conn.waiting[self.sid] = self
-        try:
-            await stream.wait_changed()
-        finally:
-            self.waiting_since = None
-            conn.waiting.pop(self.sid, None)
-
-    def wake(self) -> None:
-        return None  # a pull only waits on the stream's own change event
-
-    # --- ResponseWire ------------------------------------------------------------------
-    def start(self, status: int, headers: list[tuple[bytes, bytes]], trailers: bool) -> None:
-        self.status = status
-        out = [(b":status", b"%d" % status)]
-        has_date = has_server = False
-        for name, value in headers:
-            name = name.lower()
-            if name in _CONNECTION_SPECIFIC:
-                continue  # connection-specific fields are illegal in HTTP/2 (R-HSRV-4)
-            if value[:1] in _BLANK or value[-1:] in _BLANK:
-                value = value.strip(b" \t")  # RFC 9113 8.2.1
-            if name == b"date":
-                has_date = True
-            elif name == b"server":
-                has_server = True
-            out.append((name, value))
-        out.extend(self.conn.ctx.server_fields(has_date, has_server))
-        self._headers = out
-        self._trailers = trailers
-        self._no_body = bodiless(self._is_head, status)
-
-    def _send_head(self, end_stream: bool) -> bool:
-        conn = self.conn
-        self.head_written = True
-        if conn.closed or self.reset:
-            return False
-        try:
-            conn.h2.send_headers(self.sid, self._headers, end_stream=end_stream)
-        except _H2Error:
-            self.reset = True
-            return False
-        if end_stream:
-            self.ended = True
-        conn.send_soon()
-        return True
-
-    async def body(self, data: bytes, final: bool) -> None:
-        conn = self.conn
-        end = final and not self._trailers
-        if self._no_body:
-            data = b""
-        if not self.head_written:
-            if not self._send_head(end_stream=end and not data) or (end and not data):
-                return
-        self.bytes_sent += len(data)
-        h2conn = conn.h2
-        sid = self.sid
-        rest = memoryview(data) if len(data) > h2conn.max_outbound_frame_size else data
-        while True:
-            if conn.closed or self.reset:
-                return
-            try:
-                window = min(h2conn.local_flow_control_window(sid), h2conn.max_outbound_frame_size)
-            except _H2Error:
-                self.reset = True
-                return
-            if rest and window <= 0:
-                conn.pump()  # what is queued must leave before the client can grant more
-                await conn.wait_window()
-                continue
-            chunk, rest = rest[:window], rest[window:]
-            last = end and not rest
-            if chunk or last:
-                try:
-                    h2conn.send_data(sid, chunk, end_stream=last)
-                except _H2Error:
-                    self.reset = True
-                    return
-            if last:
-                self.ended = True
-            if conn.queued(len(chunk)):
-                await conn.make_room()
-            if not rest:
-                return
-
-    async def trailers(self, headers: list[tuple[bytes, bytes]]) -> None:
-        fields = [
-            (n.lower(), v.strip(b" \t"))
-            for n, v in headers
-            if n.lower() not in _CONNECTION_SPECIFIC
-        ]
-        conn = self.conn
-        if not self.head_written and not self._send_head(end_stream=False):
-            return
-        if conn.closed or self.reset:
-            return
-        try:
-            conn.h2.send_headers(self.sid, fields, end_stream=True)
-        except _H2Error:
-            self.reset = True
-            return
-        self.ended = True
-        conn.send_soon()
-
-    async def flush(self) -> None:
-        if not self.head_written:
-            self._send_head(end_stream=False)
-        self.conn.pump()
-        await self.conn.outbox.flush()
-
-    async def send_continue(self) -> None:
-        return None  # HTTP/2 has no interim 100 for PAGI apps to trigger (R-HSRV-7)
-
-    def error_response(self, status: int) -> None:
-        self.status = status
-        conn = self.conn
-        self.head_written = True
-        if conn.closed or self.reset:
-            return
-        body = simple_response(status, conn.ctx).partition(b"\r\n\r\n")[2]
-        try:
-            fits = conn.h2.local_flow_control_window(self.sid) >= len(body)
-            headers = [
-                (b":status", b"%d" % status),
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"date", conn.ctx.date_value()),
-            ]
-            if fits:
-                headers.append((b"content-length", b"%d" % len(body)))
-            conn.h2.send_headers(self.sid, headers)
-            if fits:
-                conn.h2.send_data(self.sid, body, end_stream=True)
-            else:
-                conn.h2.end_stream(self.sid)
-        except _H2Error:
-            self.reset = True
-            return
-        self.ended = True
-        conn.send_soon()
-
-    def abort(self) -> None:
-        self.conn.reset_stream(self, ErrorCodes.INTERNAL_ERROR)
+        self.state: H2Stream | H2Carrier | None = None
 
 
 class H2Connection:
@@ -378,7 +180,7 @@ class H2Connection:
         self._initial = initial
         # Request heads are checked by http2_request (malformed is a stream error
         # there, a connection error in h2); responses were checked by pagi.spec
-        # and are normalised in _H2Stream.start.
+        # and are normalised in H2Stream.start.
         config = h2.config.H2Configuration(
             client_side=False,
             header_encoding=None,
@@ -400,9 +202,9 @@ class H2Connection:
         )
         self.outbox.on_broken = self._on_write_failed
         #: Streams whose app task is running (reset or not), by stream id.
-        self.streams: dict[int, _H2Stream | H2Carrier] = {}
+        self.streams: dict[int, H2Stream | H2Carrier] = {}
         #: Streams whose app waits in ``receive`` for body bytes (``body_timeout``).
-        self.waiting: dict[int, _H2Stream] = {}
+        self.waiting: dict[int, H2Stream] = {}
         #: No frame may be sent any more (GOAWAY sent or received, or the socket failed).
         self.closed = False
         #: No new stream is accepted (draining, or closed).
@@ -517,7 +319,7 @@ class H2Connection:
             return
         self.send_soon()
 
-    def reset_stream(self, state: _H2Stream | H2Carrier, code: ErrorCodes) -> None:
+    def reset_stream(self, state: H2Stream | H2Carrier, code: ErrorCodes) -> None:
         """Reset one stream; its unread body is dropped and its credit returned."""
         if state.reset:
             return
@@ -525,7 +327,7 @@ class H2Connection:
         self._reset_id(state.sid, code)
         self._drop_body(state)
 
-    def _drop_body(self, state: _H2Stream | H2Carrier) -> None:
+    def _drop_body(self, state: H2Stream | H2Carrier) -> None:
         if state.http is not None:
             state.http.discard_body()
         if state.unacked:
@@ -657,7 +459,7 @@ class H2Connection:
         ):
             self._goaway(ErrorCodes.NO_ERROR, "idle", DisconnectReason.KEEPALIVE_TIMEOUT)
 
-    def _body_timed_out(self, state: _H2Stream) -> None:
+    def _body_timed_out(self, state: H2Stream) -> None:
         log.warning(
             "HTTP/2 client %s: stream %d sent no body bytes for body_timeout=%ss,"
             " sending RST_STREAM CANCEL",
@@ -942,14 +744,14 @@ class H2Connection:
         scope["scheme"] = head.scheme.decode("ascii")
         if scope_type == "http":
             scope["extensions"]["fullflush"] = {}
-        state = _H2Stream(self, sid, is_head=method == b"HEAD")
+        state = H2Stream(self, sid, is_head=method == b"HEAD")
         http = HTTPStream(scope, state, transport=self.outbox.handle(), has_body=not ended)
         http.source = state
         state.http = http
         self.streams[sid] = state
         self._start_app(state)
 
-    def _start_app(self, state: _H2Stream | H2Carrier) -> None:
+    def _start_app(self, state: H2Stream | H2Carrier) -> None:
         parked = self._parked
         if parked:
             slot = parked.pop()
@@ -959,14 +761,14 @@ class H2Connection:
             assert self._tg is not None
             self._tg.start_soon(self._worker, state, name="h2 stream")
 
-    async def _worker(self, state: _H2Stream | H2Carrier) -> None:
+    async def _worker(self, state: H2Stream | H2Carrier) -> None:
         """Run apps one after another: a busy connection does not start a task per request.
 
         Like keep-alive requests on HTTP/1.1, requests of one connection may
         follow each other in the same task; a connection keeps at most
         ``_MAX_PARKED`` idle workers.
         """
-        current: _H2Stream | H2Carrier | None = state
+        current: H2Stream | H2Carrier | None = state
         while current is not None:
             await self._run_stream(current)
             if self.closing or len(self._parked) >= _MAX_PARKED:
@@ -976,11 +778,11 @@ class H2Connection:
             await slot.wake.wait()
             current = slot.state
 
-    async def _run_stream(self, state: _H2Stream | H2Carrier) -> None:
+    async def _run_stream(self, state: H2Stream | H2Carrier) -> None:
         if type(state) is H2Carrier:
             await self._run_tunnel(state)
             return
-        assert type(state) is _H2Stream
+        assert type(state) is H2Stream
         http = state.http
         assert http is not None
         access_log = self.ctx.access_log
@@ -998,7 +800,7 @@ class H2Connection:
                 elapsed = time.perf_counter() - started
                 access_log.log(http.scope, state.status, state.bytes_sent, elapsed)
 
-    def _finish(self, state: _H2Stream) -> None:
+    def _finish(self, state: H2Stream) -> None:
         http = state.http
         assert http is not None
         if not self.closed and not state.reset:
@@ -1018,7 +820,7 @@ class H2Connection:
         state.http = None
         self._release(state)
 
-    def _release(self, state: _H2Stream | H2Carrier) -> None:
+    def _release(self, state: H2Stream | H2Carrier) -> None:
         """The stream's app is done: return its credit, free its place."""
         if state.unacked:
             self.credit(state.sid, state.unacked)
