@@ -172,6 +172,8 @@ _NOTHING = ForwardedInfo()
 def _last(values: Sequence[str]) -> str | None:
     # Several proxies may each add one header, or one proxy a list: the
     # nearest proxy's value is the last one.
+    if not values:
+        return None
     items = [part.strip() for value in values for part in value.split(",") if part.strip()]
     return items[-1] if items else None
 

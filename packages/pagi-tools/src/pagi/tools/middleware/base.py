@@ -359,10 +359,13 @@ def add_headers(
 
 
 def _with_vary(headers: list[tuple[bytes, bytes]], field: bytes) -> list[tuple[bytes, bytes]]:
-    values = [bytes(v) for n, v in headers if bytes(n).lower() == b"vary"]
+    values = [bytes(v) for n, v in headers if n.lower() == b"vary"]
+    if not values:  # the common case: nothing to merge with
+        headers.append((b"vary", field))
+        return headers
     listed = [t.strip() for value in values for t in value.split(b",") if t.strip()]
     wanted = field.lower()
     if any(t.lower() == wanted or t == b"*" for t in listed):
         return headers
-    rest = [(n, v) for n, v in headers if bytes(n).lower() != b"vary"]
+    rest = [(n, v) for n, v in headers if n.lower() != b"vary"]
     return [*rest, (b"vary", b", ".join([*listed, field]))]
