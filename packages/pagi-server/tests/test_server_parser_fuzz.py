@@ -549,14 +549,6 @@ def _vanishes_without(transform: Callable[[bytes], bytes]) -> Callable[[Finding]
     return matches
 
 
-_CHUNK_EXT_LINE = re.compile(rb"(?<=\n)([0-9A-Fa-f]+)([ \t]*;[^\r\n]*)(?=\r\n)")
-_BWS_AROUND = re.compile(rb"[ \t]*([;=])[ \t]*")
-
-
-def _without_chunk_ext_bws(data: bytes) -> bytes:
-    return _CHUNK_EXT_LINE.sub(lambda m: m[1] + _BWS_AROUND.sub(rb"\1", m[2]), data)
-
-
 _TOKEN_SP = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ "
 _EMPTY_LINES_BEFORE_REQUEST = re.compile(rb"(?:^|(?<=\r\n\r\n))(?:\r\n)+(?=" + _TOKEN_SP + rb")")
 
@@ -587,19 +579,6 @@ ALLOWED: list[Allowed] = [
         peer="h11",
         matches=_vanishes_without(_without_empty_lines_before_requests),
         example=b"\r\nFOO / HTTP/1.1\r\nHost: a\r\n\r\n",
-    ),
-    Allowed(
-        name="chunk-extension-bws",
-        rfc='RFC 9112 7.1.1 (chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] )), '
-        "RFC 9110 5.6.3 (a recipient MUST parse and remove BWS)",
-        why="Whitespace before ';' and around '=' in a chunk extension is in the grammar; "
-        "h11 and llhttp refuse any whitespace after the chunk size. They refuse, nobody "
-        "frames the body differently.",
-        prop="refusal",
-        peer="both",
-        matches=_vanishes_without(_without_chunk_ext_bws),
-        example=b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"2 ;x=1\r\nhi\r\n0\r\n\r\n",
     ),
     Allowed(
         name="upgrade-request-body",
