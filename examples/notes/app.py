@@ -6,16 +6,24 @@ Run it with ``pagi-server examples/notes/app.py`` and try::
     curl localhost:5000/notes
     curl -N -H 'accept: text/event-stream' localhost:5000/notes/events
 
-The notes live in memory, created at startup by the lifespan hook and
+The notes live in memory, created at startup by the lifespan context and
 shared with every request through ``request.state`` (one store per worker).
+New notes go out on the ``notes`` channel of a ``pagi.tools.channels``
+hub: in memory by default, or over Redis with ``--redis URL`` (``python
+examples/notes/app.py --redis redis://... --port 5000``) or
+``NOTES_REDIS_URL``, so that SSE listeners on every worker see notes added
+on any of them. A listener that reconnects with ``Last-Event-ID`` gets the
+notes it missed (the channel keeps the last 50).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
-
-import anyio
 
 from pagi.tools import (
     SSE,
@@ -26,38 +34,26 @@ from pagi.tools import (
     Router,
     WebSocket,
 )
+from pagi.tools.channels import Channels, Event, RedisBackend
+
+CHANNEL = "notes"
 
 
 class NoteStore:
-    """Notes in memory, plus a broadcast to every live SSE listener."""
+    """Notes in memory; every new note is also published on the ``notes`` channel."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels: Channels) -> None:
         self.notes: dict[int, dict[str, Any]] = {}
         self._ids = itertools.count(1)
-        self._listeners: set[anyio.abc.ObjectSendStream[dict[str, Any]]] = set()
+        self.channels = channels
 
-    def add(self, text: str) -> dict[str, Any]:
-        note = {"id": next(self._ids), "text": text}
-        self.notes[note["id"]] = note
-        for listener in list(self._listeners):
-            try:
-                listener.send_nowait(note)
-            except anyio.WouldBlock:
-                pass  # a slow listener misses an update rather than stalling writers
+    async def add(self, text: str) -> dict[str, Any]:
+        note_id = next(self._ids)
+        note: dict[str, Any] = {"id": note_id, "text": text}
+        self.notes[note_id] = note
+        # Never waits for listeners: each has a bounded queue (see pagi.tools.channels).
+        await self.channels.publish(CHANNEL, note)
         return note
-
-    def listen(self) -> anyio.abc.ObjectReceiveStream[dict[str, Any]]:
-        """A new listener: a small queue of the notes added from now on."""
-        send, receive = anyio.create_memory_object_stream[dict[str, Any]](16)
-        self._listeners.add(send)
-        return receive
-
-    def prune(self) -> None:
-        """Drop listeners whose receiving end was closed (their client left)."""
-        for send in list(self._listeners):
-            if send.statistics().open_receive_streams == 0:
-                self._listeners.discard(send)
-                send.close()
 
 
 router = Router()
@@ -78,7 +74,7 @@ async def create_note(request: Request) -> Any:
     data = await request.json()
     if not isinstance(data, dict) or not isinstance(data.get("text"), str) or not data["text"]:
         raise HTTPException(422, 'send {"text": "..."}')
-    note = store_of(request).add(data["text"])
+    note = await store_of(request).add(data["text"])
     location = request.url_for("note", note_id=note["id"])
     return JSONResponse(note, status=201, headers={"location": location})
 
@@ -93,20 +89,19 @@ async def get_note(request: Request) -> Any:
 
 @router.sse("/notes/events")
 async def note_events(sse: SSE) -> None:
+    """Every new note, as event ``note``; ``Last-Event-ID`` replays the last 50."""
     store = store_of(sse)
-    updates = store.listen()
     await sse.start()
     await sse.keepalive(15)
-    try:
+    async with store.channels.subscribe(
+        CHANNEL, last_event_id=sse.last_event_id, transport=sse.scope.get("pagi.transport")
+    ) as updates:
         await sse.stream(note_updates(updates))
-    finally:
-        updates.close()
-        store.prune()
 
 
-async def note_updates(updates: anyio.abc.ObjectReceiveStream[dict[str, Any]]) -> Any:
-    async for note in updates:
-        yield {"data": note, "event": "note", "id": str(note["id"])}
+async def note_updates(updates: AsyncIterator[Event]) -> Any:
+    async for event in updates:
+        yield {"data": event.data, "event": "note", "id": event.id}
 
 
 @router.websocket("/notes/ws")
@@ -118,11 +113,33 @@ async def note_socket(ws: WebSocket) -> None:
         if not isinstance(text, str) or not text:
             await ws.send_json({"error": 'send {"text": "..."}'})
             continue
-        await ws.send_json(store_of(ws).add(text))
+        await ws.send_json(await store_of(ws).add(text))
 
 
-def open_store(state: dict[str, Any]) -> None:
-    state["notes"] = NoteStore()
+@asynccontextmanager
+async def notes_lifespan(state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """Channels (memory, or Redis from NOTES_REDIS_URL) and the store, for the server's life."""
+    url = os.environ.get("NOTES_REDIS_URL") or None
+    channels = Channels(RedisBackend(url) if url else None)
+    channels.configure(CHANNEL, history=50)
+    async with channels:
+        yield {"notes": NoteStore(channels)}
 
 
-app = Lifespan(router, startup=[open_store])
+app = Lifespan(router, context=[notes_lifespan])
+
+
+def main(argv: list[str]) -> None:
+    """``python app.py [--redis URL] [pagi-server options]``: serve this app."""
+    from pagi.server.cli import main as serve
+
+    args = list(argv)
+    if "--redis" in args:
+        at = args.index("--redis")
+        os.environ["NOTES_REDIS_URL"] = args[at + 1]
+        del args[at : at + 2]
+    serve([__file__, *args])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

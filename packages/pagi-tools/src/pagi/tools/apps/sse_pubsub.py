@@ -95,7 +95,8 @@ class SSEPubSub:
                 await sse.run_until_disconnect(forward)
             except SubscriberTooSlow:
                 logger.info("SSE subscriber of %r too slow: closing its stream", channel)
-        await sse.close("too_slow" if events.closed and not sse.is_disconnected() else None)
+        if sse.disconnect_reason is None:
+            await sse.close("too_slow" if events.closed else None)
 
 
 async def serve_lifespan(channels: Channels, receive: Receive, send: Send) -> None:
