@@ -19,6 +19,7 @@ notes it missed (the channel keeps the last 50).
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -106,9 +107,19 @@ async def note_updates(updates: AsyncIterator[Event]) -> Any:
 
 @router.websocket("/notes/ws")
 async def note_socket(ws: WebSocket) -> None:
-    """Send ``{"text": ...}`` to add a note; each reply is the stored note."""
+    """Send ``{"text": ...}`` to add a note; each reply is the stored note.
+
+    Anything else (not JSON, or JSON without a non-empty ``text``) gets
+    ``{"error": ...}`` back and the socket stays open: bad input from a
+    client is the client's mistake, answered, never a server traceback.
+    """
     await ws.accept()
-    async for message in ws.iter_json():
+    async for raw in ws:
+        try:
+            message = json.loads(raw)
+        except ValueError:  # includes UnicodeDecodeError for binary frames
+            await ws.send_json({"error": 'not JSON: send {"text": "..."}'})
+            continue
         text = message.get("text") if isinstance(message, dict) else None
         if not isinstance(text, str) or not text:
             await ws.send_json({"error": 'send {"text": "..."}'})

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from example_harness import serve
+from websockets.sync.client import connect
 
 from pagi.tools.testing import AsyncTestClient
 
@@ -58,3 +61,26 @@ async def test_websocket_adds_notes() -> None:
             await ws.send_json({"bad": True})
             assert "error" in await ws.receive_json()
         assert (await client.get("/notes")).json()["notes"] == [{"id": 1, "text": "via socket"}]
+
+
+async def test_websocket_answers_text_that_is_not_json_and_stays_open() -> None:
+    async with AsyncTestClient(load_app(), lifespan="on") as client:
+        async with client.websocket("/notes/ws") as ws:
+            await ws.send_text("hello?")
+            assert await ws.receive_json() == {"error": 'not JSON: send {"text": "..."}'}
+            await ws.send_bytes(b"\xff\xfe")
+            assert "not JSON" in (await ws.receive_json())["error"]
+            await ws.send_json({"text": "still here"})
+            assert await ws.receive_json() == {"id": 1, "text": "still here"}
+
+
+def test_non_json_over_the_real_server_is_an_error_message_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    # serve() also fails the test if the server's log holds a traceback.
+    with serve("notes/app.py", tmp_path) as server:
+        with connect(server.ws_url + "/notes/ws", proxy=None) as ws:
+            ws.send("this is not JSON")
+            assert json.loads(ws.recv(timeout=5))["error"].startswith("not JSON")
+            ws.send('{"text": "fine"}')
+            assert json.loads(ws.recv(timeout=5)) == {"id": 1, "text": "fine"}
