@@ -128,7 +128,7 @@ async def echo(scope: Any, receive: Any, send: Any) -> None:
 
 
 async def test_settings_offer_extended_connect(serve: Any) -> None:
-    """R-WSH2-1: SETTINGS_ENABLE_CONNECT_PROTOCOL is advertised (and can be turned off)."""
+    """R-WSH2-1, R-WSH2-2: SETTINGS_ENABLE_CONNECT_PROTOCOL is advertised (and can be off)."""
     for enabled in (True, False):
         async with serve(echo, h2_websocket=enabled) as running:
             client = await open_client(running)
@@ -141,6 +141,7 @@ async def test_settings_offer_extended_connect(serve: Any) -> None:
 
 
 async def test_echo_subprotocol_and_scope_over_a_stream(serve: Any) -> None:
+    """R-WSH2-1..4: same scope (http_version "2"), 200 with the subprotocol, frames in DATA."""
     scopes: list[dict[str, Any]] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -175,7 +176,7 @@ async def test_echo_subprotocol_and_scope_over_a_stream(serve: Any) -> None:
 
 
 async def test_close_ends_only_the_stream(serve: Any) -> None:
-    """A closed WebSocket frees its stream; the connection serves others, old and new."""
+    """R-WSH2-5: a clean Close reports its code; the stream is freed, the connection lives on."""
     disconnects: list[dict[str, Any]] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -221,7 +222,7 @@ async def test_server_close_code_and_end_stream(serve: Any) -> None:
 
 
 async def test_stream_reset_is_a_drop_1006(serve: Any) -> None:
-    """RFC 8441 / R-WS-32: RST_STREAM is a connection drop: the app sees 1006."""
+    """R-WSH2-5 / R-WS-32: RST_STREAM is a connection drop: the app sees 1006."""
     seen: list[dict[str, Any]] = []
     done = anyio.Event()
 
@@ -249,6 +250,8 @@ async def test_stream_reset_is_a_drop_1006(serve: Any) -> None:
 
 
 async def test_denial_response_over_a_stream(serve: Any) -> None:
+    """R-WSDENY-7: a denial is a response on the Extended CONNECT stream."""
+
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()
         await send(
@@ -312,6 +315,7 @@ async def test_refused_handshakes(
 
 
 async def test_extended_connect_when_turned_off_gets_501(serve: Any) -> None:
+    """R-WSH2-6: without RFC 8441 no websocket scope is made over HTTP/2."""
     async with serve(echo, h2_websocket=False) as running:
         client = await open_client(running)
         sid = await client.request(connect_headers(), end=False)
