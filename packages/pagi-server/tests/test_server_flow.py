@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
-from test_server_websocket_protocol import WS_HEADERS
+from ws_client import WS_HEADERS
 
 pytestmark = pytest.mark.anyio
 

@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 import pytest
 from test_server_runner import ServerProcess, free_port, write_app
-from test_server_websocket_protocol import WS_HEADERS
+from ws_client import WS_HEADERS
 
 MIB = 1024 * 1024
 ATTACK_SECONDS = 10.0

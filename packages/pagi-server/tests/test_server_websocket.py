@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import anyio
 import pytest
-from test_server_websocket_protocol import WS_HEADERS, RawWS, Recorder
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from ws_client import WS_HEADERS, RawWS, Recorder
 
 from pagi.spec import EventError, EventOrderError
 

@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 import pytest
 from test_server_runner import ServerProcess, free_port, write_app
-from test_server_websocket_protocol import RawWS
+from ws_client import RawWS
 
 from pagi.server.cli import build_parser
 from pagi.server.config import ConfigError, ServerConfig
