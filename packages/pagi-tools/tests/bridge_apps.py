@@ -1,7 +1,7 @@
 """The three examples behind one PAGI app, plain and through ``to_asgi``.
 
 ``/hello/...`` is examples/hello, ``/chat/...`` examples/chat, the rest
-examples/notes (which owns the lifespan and its state). ``/probe/...`` are
+examples/notes; the lifespan runs both notes' and chat's, sharing one state. ``/probe/...`` are
 small endpoints for what the examples do not exercise: the emulated
 ``pagi.connection`` and file bodies. Served by pagi-server (``app``) and by
 uvicorn, hypercorn and granian (``asgi_app``) in test_tools_to_asgi.py.
@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 
 from pagi.tools.asgi import to_asgi
+from pagi.tools.lifespan import serve_lifespan
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 DATA = Path(os.environ.get("BRIDGE_DATA_FILE", "/nonexistent"))
@@ -84,7 +85,8 @@ def _strip(scope: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        await notes(scope, receive, send)
+        # Both notes and chat keep their channels in the lifespan state.
+        await serve_lifespan(scope, receive, send, [notes, chat])
         return
     path = scope["path"]
     if path.startswith("/hello"):
