@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 import types
@@ -194,7 +195,9 @@ def test_bad_option_value_is_refused_naming_it(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit) as info:
         main(["--shutdown-timeout", "-1", "x:app"])
     assert info.value.code == 2
-    assert "shutdown_timeout" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--shutdown-timeout must not be negative" in err  # the flag, not the field
+    assert "shutdown_timeout" not in err and "usage:" not in err
 
 
 def test_unknown_access_log_atom_is_refused_at_startup(capsys: pytest.CaptureFixture[str]) -> None:
@@ -314,26 +317,54 @@ def test_reload_without_watchfiles_is_a_clear_error(
 def test_reload_runs_the_server_under_watchfiles(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[dict[str, Any]] = []
+    watched: list[dict[str, Any]] = []
+    started: list[list[str]] = []
+    signals: list[int] = []
     fake = types.ModuleType("watchfiles")
 
-    class PythonFilter:
-        pass
+    class DefaultFilter:
+        def __call__(self, change: Any, path: str) -> bool:
+            return True
 
-    def run_process(*paths: Any, **kwargs: Any) -> int:
-        calls.append({"paths": paths, **kwargs})
-        return 0
+    def watch(*paths: Any, **kwargs: Any) -> Any:
+        watched.append({"paths": paths, **kwargs})
+        yield {(1, str(workdir / "cli_app_mod.py"))}
 
-    fake.PythonFilter = PythonFilter  # type: ignore[attr-defined]
-    fake.run_process = run_process  # type: ignore[attr-defined]
+    class FakeChild:
+        def __init__(self, command: list[str], env: dict[str, str]) -> None:
+            started.append(command)
+            assert env["PAGI_RELOADER"] == "1"
+            self.code: int | None = None
+
+        def poll(self) -> int | None:
+            return self.code
+
+        def send_signal(self, signum: int) -> None:
+            signals.append(signum)
+            self.code = 0
+
+        def kill(self) -> None:
+            self.code = -9
+
+        def wait(self) -> int:
+            return 0
+
+    fake.DefaultFilter = DefaultFilter  # type: ignore[attr-defined]
+    fake.watch = watch  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "watchfiles", fake)
-    main(["--reload", "cli_app_mod:other", "--port", "8124"])
-    (call,) = calls
-    assert call["target_type"] == "command"
-    command = call["target"]
-    assert "--reload" not in command
-    assert "cli_app_mod:other" in command and "--port 8124" in command
-    assert "-m pagi.server" in command
+    monkeypatch.setattr(subprocess, "Popen", FakeChild)
+    main(["--reload", "cli_app_mod:other", "--port", "8124", "--reload-exclude", "*_test.py"])
+    (call,) = watched
+    assert call["paths"] == (str(workdir),)
+    keep = call["watch_filter"]
+    assert keep(1, str(workdir / "a.py")) and not keep(1, str(workdir / "a_test.py"))
+    assert not keep(1, str(workdir / "a.txt"))  # only *.py without --reload-include
+    assert len(started) == 2  # the first server, then the one after the change
+    command = started[0]
+    assert "--reload" not in command and "--reload-exclude" not in command
+    assert "cli_app_mod:other" in command and "8124" in command
+    assert command[1:3] == ["-m", "pagi.server"]
+    assert signals == [signal.SIGUSR2, signal.SIGTERM]  # a reload, then the final stop
 
 
 @pytest.mark.skipif(importlib.util.find_spec("watchfiles") is None, reason="needs watchfiles")

@@ -14,6 +14,7 @@ import pytest
 from server_helpers import echo_scope
 
 from pagi.server import Server
+from pagi.server.config import ConfigError
 
 pytestmark = pytest.mark.anyio
 
@@ -215,5 +216,5 @@ async def test_missing_certificate_file_fails_before_serving(tmp_path: Path) -> 
         quiet=True,
         lifespan="off",
     )
-    with pytest.raises(OSError):
+    with pytest.raises(ConfigError, match=r"--ssl-certfile .*nope\.pem: no such file"):
         await server.serve()

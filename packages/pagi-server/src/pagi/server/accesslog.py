@@ -14,6 +14,7 @@ whole seconds, ``%{Name}i`` request header, ``%%``.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -122,17 +123,69 @@ def compile_format(fmt: str) -> list[str | _Atom]:
     return parts
 
 
-class AccessLog:
-    """Writes one line per HTTP request, or per WebSocket/SSE session at its end."""
+def _request_id(scope: dict[str, Any]) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"x-request-id":
+            return str(value.decode("latin-1"))
+    return None
 
-    def __init__(self, stream: IO[str], fmt: str = "clf") -> None:
+
+def json_line(scope: dict[str, Any], status: int, nbytes: int, duration: float) -> str:
+    """The ``--log-format json`` access record: one object, no format string."""
+    kind = scope["type"]
+    data: dict[str, Any] = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "logger": "pagi.access",
+        "type": kind,
+        "client": _client(scope),
+        "method": _method(scope),
+        "path": scope.get("path", ""),
+        "query": (scope.get("query_string") or b"").decode("latin-1"),
+        "protocol": _protocol(scope),
+        "scheme": scope.get("scheme"),
+        "status": status,
+        "bytes": nbytes,
+        "duration_ms": round(duration * 1000, 3),
+        "user_agent": _header_atom("User-Agent")(scope, status, nbytes, duration),
+    }
+    if kind in ("websocket", "sse"):
+        data["session_seconds"] = round(duration, 3)
+    request_id = _request_id(scope)
+    if request_id is not None:
+        data["request_id"] = request_id
+    return json.dumps(data, ensure_ascii=False)
+
+
+class AccessLog:
+    """Writes one line per HTTP request, or per WebSocket/SSE session at its end.
+
+    With ``json=True`` the line is :func:`json_line` and the format is unused.
+    """
+
+    def __init__(self, stream: IO[str], fmt: str = "clf", *, json: bool = False) -> None:
         self.stream = stream
         self.parts = compile_format(fmt)
+        self.json = json
+
+    def reopen(self) -> None:
+        """Reopen a log file by its name (after rotation); standard streams stay."""
+        name = getattr(self.stream, "name", None)
+        if not isinstance(name, str) or name.startswith("<") or self.stream.closed:
+            return
+        try:
+            fresh = open(name, "a", buffering=1)
+        except OSError:
+            return  # keep writing to the old file rather than nowhere
+        old, self.stream = self.stream, fresh
+        old.close()
 
     def log(self, scope: dict[str, Any], status: int, nbytes: int, duration: float) -> None:
-        line = "".join(
-            p if isinstance(p, str) else p(scope, status, nbytes, duration) for p in self.parts
-        )
+        if self.json:
+            line = json_line(scope, status, nbytes, duration)
+        else:
+            line = "".join(
+                p if isinstance(p, str) else p(scope, status, nbytes, duration) for p in self.parts
+            )
         try:
             self.stream.write(line + "\n")
             self.stream.flush()

@@ -2,7 +2,9 @@
 
 Accepted forms: ``package.module:attr``, ``package.module`` (attribute
 ``app``), ``path/to/file.py`` and ``path/to/file.py:attr``. An attribute
-may be dotted (``module:factory.app``). Errors say what was tried and why
+may be dotted (``module:factory.app``). Without a colon, a dotted name
+whose last part is not a module is read as ``module.attr`` (``-s
+othervendor.server.FastServer``). Errors say what was tried and why
 it failed, because a typo here is the most common first-run problem.
 """
 
@@ -49,6 +51,11 @@ def _import_file(path: str) -> Any:
 def load_object(spec: str, default_attr: str = "app") -> Any:
     """Load ``spec`` and return the named attribute."""
     target, attr = _split(spec)
+    return _load(target, attr, default_attr)
+
+
+def _load(target: str, attr: str | None, default_attr: str) -> Any:
+    explicit = attr
     attr = attr or default_attr
     if target.endswith(".py") or os.sep in target or "/" in target:
         module = _import_file(target)
@@ -58,6 +65,13 @@ def load_object(spec: str, default_attr: str = "app") -> Any:
         try:
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
+            head, dot, tail = target.rpartition(".")
+            if explicit is None and dot and exc.name == target:
+                # "package.module.Name": the last part is an attribute, not a module.
+                try:
+                    return load_object(f"{head}:{tail}")
+                except AppLoadError:
+                    pass
             if exc.name and target.startswith(exc.name):
                 raise AppLoadError(f"could not import module {target!r}: {exc}") from exc
             raise

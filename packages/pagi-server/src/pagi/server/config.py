@@ -13,12 +13,13 @@ client has a deadline.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pagi.server.accesslog import compile_format
 
-__all__ = ["ConfigError", "ServerConfig"]
+__all__ = ["BindSpec", "ConfigError", "ServerConfig", "parse_bind"]
 
 LoopType = Literal["asyncio", "uvloop", "trio"]
 LifespanMode = Literal["auto", "on", "off"]
@@ -26,6 +27,47 @@ LifespanMode = Literal["auto", "on", "off"]
 
 class ConfigError(ValueError):
     """An option has a value the server cannot run with; the message names it."""
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class BindSpec:
+    """One address to listen on, parsed from ``--bind``."""
+
+    kind: Literal["tcp", "unix", "fd"]
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    fd: int = -1
+
+    def __str__(self) -> str:
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        if self.kind == "fd":
+            return f"fd://{self.fd}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_bind(spec: str) -> BindSpec:
+    """``HOST:PORT``, ``[V6]:PORT``, ``unix:/PATH`` (or a path) or ``fd://N``."""
+    if spec.startswith("unix:"):
+        if not spec[5:]:
+            raise ConfigError(f"bind {spec!r}: unix: needs a path")
+        return BindSpec("unix", path=spec[5:])
+    if spec.startswith(("/", "./")):
+        return BindSpec("unix", path=spec)
+    if spec.startswith("fd://"):
+        if not spec[5:].isdigit():
+            raise ConfigError(f"bind {spec!r}: fd:// needs a descriptor number")
+        return BindSpec("fd", fd=int(spec[5:]))
+    host, sep, port = spec.rpartition(":")
+    if spec.startswith("["):
+        host, sep, port = spec[1:].partition("]:")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"bind {spec!r}: expected HOST:PORT, [IPV6]:PORT, unix:/PATH or fd://N")
+    return BindSpec("tcp", host=host or "0.0.0.0", port=int(port))
 
 
 def _opt(default: Any, help: str, group: str, **extra: Any) -> Any:
@@ -38,10 +80,29 @@ class ServerConfig:
 
     # --- listening -----------------------------------------------------------
     host: str = _opt("127.0.0.1", "interface to bind", "listen")
-    port: int = _opt(5000, "TCP port to bind (0 picks a free port)", "listen")
+    port: int = _opt(5000, "TCP port to bind (0 picks a free port)", "listen", short="-p")
     uds: str | None = _opt(None, "bind a Unix domain socket at this path instead", "listen")
     fd: int | None = _opt(None, "serve on an already-bound listening socket fd", "listen")
-    backlog: int = _opt(2048, "listen backlog", "listen")
+    bind: tuple[str, ...] = _opt(
+        (),
+        "listen on ADDRESS: HOST:PORT, [IPV6]:PORT, unix:/PATH or fd://N; repeat for several"
+        " (replaces --host/--port/--uds/--fd)",
+        "listen",
+        multiple=True,
+        metavar="ADDRESS",
+    )
+    uds_mode: str | None = _opt(
+        None,
+        "permissions of Unix socket files, octal (e.g. 660); they are created 600",
+        "listen",
+        metavar="MODE",
+    )
+    reuse_port: bool = _opt(
+        False,
+        "SO_REUSEPORT: each worker listens on its own socket and the kernel balances them",
+        "listen",
+    )
+    backlog: int = _opt(2048, "listen backlog", "listen", short="-b")
 
     # --- limits --------------------------------------------------------------
     max_request_line_size: int = _opt(
@@ -201,15 +262,66 @@ class ServerConfig:
     forwarded_allow_ips: str = _opt(
         "127.0.0.1", "comma-separated proxy addresses whose X-Forwarded-* are trusted", "protocol"
     )
-    root_path: str = _opt("", "mount point of the whole app (scope root_path)", "protocol")
+    root_path: str = _opt(
+        "", "mount point of the whole app (scope root_path; empty: none)", "protocol"
+    )
+    date_header: bool = _opt(True, "send a 'date' header unless the app did", "protocol")
+    headers: tuple[str, ...] = _opt(
+        (),
+        "add the header NAME:VALUE to every response (repeatable)",
+        "protocol",
+        multiple=True,
+        flag="--header",
+        metavar="NAME:VALUE",
+    )
 
     # --- TLS -------------------------------------------------------------------
     ssl_certfile: str | None = _opt(None, "TLS certificate chain (PEM); enables HTTPS", "tls")
     ssl_keyfile: str | None = _opt(None, "TLS private key (PEM)", "tls")
+    ssl_keyfile_password: str | None = _opt(
+        None, "password of an encrypted --ssl-keyfile", "tls", metavar="PASSWORD"
+    )
     ssl_ca_certs: str | None = _opt(None, "CA bundle to verify client certificates", "tls")
+    ssl_cert_reqs: str | None = _opt(
+        None,
+        "client certificates: none (not asked for), optional (verified if sent) or required;"
+        " unset: optional with --ssl-ca-certs, none without",
+        "tls",
+        choices=("none", "optional", "required"),
+    )
+    ssl_min_version: str = _opt(
+        "1.2", "oldest TLS version accepted: 1.2 or 1.3", "tls", choices=("1.2", "1.3")
+    )
+    ssl_ciphers: str | None = _opt(
+        None,
+        "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's own)",
+        "tls",
+        metavar="CIPHERS",
+    )
 
     # --- process and logging ---------------------------------------------------
-    workers: int = _opt(1, "worker processes (pre-fork when more than 1)", "process")
+    workers: int = _opt(1, "worker processes (pre-fork when more than 1)", "process", short="-w")
+    max_requests: int = _opt(
+        0,
+        "with --workers: a worker that has served this many requests is replaced,"
+        " the replacement listening before it drains (0 = never)",
+        "process",
+    )
+    max_requests_jitter: int = _opt(
+        0,
+        "add a random 0..N to --max-requests per worker, so they do not recycle at once",
+        "process",
+    )
+    worker_timeout: float = _opt(
+        60.0,
+        "with --workers: kill and replace a worker whose event loop sent no heartbeat for"
+        " this many seconds (0 = off)",
+        "process",
+    )
+    user: str | None = _opt(None, "switch to this user after binding (run as root)", "process")
+    group: str | None = _opt(
+        None, "switch to this group after binding (default: the user's group)", "process"
+    )
     loop_type: LoopType = _opt(  # noqa: RUF009
         "asyncio",
         "event loop: asyncio, uvloop or trio",
@@ -226,12 +338,18 @@ class ServerConfig:
         "access log format: clf, combined, common, tiny or a string of %-atoms",
         "process",
     )
+    log_format: str = _opt(
+        "text",
+        "text, or json: one JSON object per line for the error and access logs",
+        "process",
+        choices=("text", "json"),
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             choices = f.metadata.get("choices")
-            if choices is not None and value not in choices:
+            if choices is not None and value is not None and value not in choices:
                 raise ConfigError(f"{f.name} must be one of {', '.join(choices)}; got {value!r}")
         nonneg = (
             "port",
@@ -251,6 +369,9 @@ class ServerConfig:
             "write_low_watermark",
             "h2_max_resets_per_window",
             "h2_max_control_frames_per_window",
+            "max_requests",
+            "max_requests_jitter",
+            "worker_timeout",
         )
         for name in nonneg:
             if getattr(self, name) < 0:
@@ -293,6 +414,43 @@ class ServerConfig:
             raise ConfigError(f"access_log_format: {exc}") from None
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ConfigError("ssl_certfile and ssl_keyfile go together")
+        if self.ssl_cert_reqs in ("optional", "required") and not self.ssl_ca_certs:
+            raise ConfigError(f"ssl_cert_reqs {self.ssl_cert_reqs} needs ssl_ca_certs")
+        if self.uds_mode is not None:
+            try:
+                mode = int(self.uds_mode, 8)
+            except ValueError:
+                mode = -1
+            if not 0 <= mode <= 0o777:
+                raise ConfigError(
+                    f"uds_mode must be octal permissions like 660; got {self.uds_mode!r}"
+                )
+        for spec in self.bind:
+            parse_bind(spec)
+        for header in self.headers:
+            name, sep, value = header.partition(":")
+            if not sep or not name.strip() or not _TOKEN.fullmatch(name.strip()):
+                raise ConfigError(f"headers: {header!r} is not NAME:VALUE")
+            if any(c in value for c in "\r\n\0"):
+                raise ConfigError(f"headers: {header!r} has a control character")
+
+    def listen_specs(self) -> list[BindSpec]:
+        """Where to listen: every ``bind``, else ``fd``, ``uds`` or host and port."""
+        if self.bind:
+            return [parse_bind(spec) for spec in self.bind]
+        if self.fd is not None:
+            return [BindSpec("fd", fd=self.fd)]
+        if self.uds:
+            return [BindSpec("unix", path=self.uds)]
+        return [BindSpec("tcp", host=self.host, port=self.port)]
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        """``headers`` as lower-case name and value bytes."""
+        out = []
+        for header in self.headers:
+            name, _, value = header.partition(":")
+            out.append((name.strip().lower().encode("ascii"), value.strip().encode("latin-1")))
+        return out
 
     @classmethod
     def option_names(cls) -> frozenset[str]:

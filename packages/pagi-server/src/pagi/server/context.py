@@ -41,6 +41,7 @@ class ServerContext:
     __slots__ = (
         "_date",
         "_date_second",
+        "_extra",
         "access_log",
         "app",
         "config",
@@ -65,12 +66,15 @@ class ServerContext:
         self.draining = False
         self._date_second = -1
         self._date = b""
+        self._extra = config.extra_headers()
 
     def server_fields(self, has_date: bool, has_server: bool) -> list[tuple[bytes, bytes]]:
         """The ``date`` and ``server`` fields to add when the app did not set them (R-HSRV-1)."""
-        fields = [] if has_date else [(b"date", self.date_value())]
+        fields = [] if has_date or not self.config.date_header else [(b"date", self.date_value())]
         if not has_server and self.config.server_header:
             fields.append((b"server", b"pagi"))
+        if self._extra:
+            fields.extend(self._extra)  # --header
         return fields
 
     def date_value(self) -> bytes:

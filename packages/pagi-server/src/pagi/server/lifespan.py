@@ -13,9 +13,12 @@ Outcomes of startup:
   request scope from now on (R-LIFE-30).
 * ``startup.failed``: :class:`LifespanFailure` with the app's message; the
   server never listens and exits non-zero (R-LIFE-11).
-* the app raises, or returns without replying: lifespan is unsupported
-  (R-LIFE-20). In ``auto`` mode that is logged at info level and the
-  server starts without lifespan (R-LIFE-21); in ``on`` mode it is fatal.
+* the app raises before it has received ``lifespan.startup``, or returns
+  without replying: lifespan is unsupported (R-LIFE-20). In ``auto`` mode
+  that is logged at info level and the server starts without lifespan
+  (R-LIFE-21); in ``on`` mode it is fatal.
+* the app raises *after* it received ``lifespan.startup``: it supports
+  lifespan and its startup failed, so :class:`LifespanFailure` (exit 3).
 * no reply within ``lifespan_startup_timeout``: fatal, never a hang
   (R-LIFE-22).
 
@@ -77,6 +80,7 @@ class Lifespan:
         self._reply_event: dict[str, Any] | None = None
         self._finished = False
         self._error: BaseException | None = None
+        self._received_startup = False
 
     async def startup(self, task_group: anyio.abc.TaskGroup) -> None:
         """Run startup; raise :class:`LifespanFailure` when the server must not start."""
@@ -92,6 +96,9 @@ class Lifespan:
                 f"application did not answer lifespan.startup within {self.startup_timeout}s"
             )
         reply = self._reply_event
+        if reply is None and self._error is not None and self._received_startup:
+            # It took lifespan.startup, so it speaks lifespan: raising is a failed startup.
+            raise LifespanFailure(f"application raised during lifespan startup: {self._error!r}")
         if reply is None:  # the app ended without answering: lifespan is unsupported
             detail = f": {self._error!r}" if self._error is not None else ""
             if self.mode == "on":
@@ -127,7 +134,10 @@ class Lifespan:
         while not self._inbox:
             self._inbox_ready = anyio.Event()
             await self._inbox_ready.wait()
-        return self._inbox.pop(0)
+        event = self._inbox.pop(0)
+        if event["type"] == "lifespan.startup":
+            self._received_startup = True
+        return event
 
     async def _send(self, event: Mapping[str, Any]) -> None:
         self._machine.send(event)

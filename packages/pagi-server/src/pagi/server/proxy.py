@@ -5,7 +5,10 @@ in ``--forwarded-allow-ips`` (addresses or CIDR networks, or ``*``) gets its
 ``client`` and ``scheme`` from those headers. The client is the nearest
 address in ``X-Forwarded-For`` that is not itself a trusted proxy, so a
 client cannot spoof its address by sending its own header through a chain
-of proxies that append to it.
+of proxies that append to it. A connection over a Unix socket (no client
+address) is trusted: only local processes allowed by the socket file's
+permissions can reach it, which is the usual nginx ``proxy_pass
+http://unix:...`` setup.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class ProxyTrust:
     def apply(self, scope: dict[str, Any]) -> None:
         """Rewrite ``client`` and ``scheme`` in place if the peer is trusted."""
         client = scope.get("client")
-        if client is None or not self.trusts(client[0]):
+        if client is not None and not self.trusts(client[0]):
             return
         forwarded_for = forwarded_proto = None
         for name, value in scope["headers"]:

@@ -17,9 +17,23 @@ Theory of operation
 5. lifespan shutdown (R-LIFE-13), then return.
 
 :meth:`Server.run` is the blocking entry point of the runner contract
-(R-RUN-5): it picks the event loop, installs SIGINT/SIGTERM handlers (the
-first starts the drain, a second forces an immediate exit) and calls
-``serve``.
+(R-RUN-5): it picks the event loop, installs the signal handlers and calls
+``serve``:
+
+* SIGINT/SIGTERM: the first starts the drain, a second forces an
+  immediate exit;
+* SIGHUP: the drain, keeping the listening sockets open, then the process
+  re-executes itself with them (``LISTEN_FDS``), so new code, new
+  configuration and new TLS certificates are loaded while connections wait
+  in the backlog instead of being refused (only when started by the
+  ``pagi-server`` command, which sets :attr:`Server.restart_argv`). The same
+  happens in one process when ``--max-requests`` is reached;
+* SIGUSR1: reopen the access log and the logging file handlers (after a
+  log rotation);
+* SIGTTIN, SIGTTOU, SIGUSR2: logged and ignored (they concern workers).
+
+With ``--workers`` above 1 the process becomes the supervisor of
+:mod:`pagi.server.workers` instead.
 """
 
 from __future__ import annotations
@@ -34,7 +48,7 @@ import ssl
 import sys
 import time
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import anyio
 import anyio.abc
@@ -42,22 +56,24 @@ from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from pagi.server.accesslog import AccessLog
-from pagi.server.config import ServerConfig
+from pagi.server.config import ConfigError, ServerConfig
 from pagi.server.context import ServerContext
 from pagi.server.lifespan import Lifespan, LifespanFailure
 from pagi.server.net.listeners import (
-    bind_socket,
+    bind_sockets,
     listener_addresses,
     listener_closed,
     open_listeners,
+    reuse_port_sockets,
 )
 from pagi.server.net.stream import accept
+from pagi.server.privileges import drop_privileges
 from pagi.server.protocols.responses import simple_response
 from pagi.server.protocols.select import serve_connection
 from pagi.server.proxy import ProxyTrust
 from pagi.server.scope import ConnectionInfo
 from pagi.server.tls import build_ssl_context, tls_scope_info
-from pagi.server.workers import STARTUP_FAILED, Supervisor
+from pagi.server.workers import STARTUP_FAILED, Supervisor, WorkerLink, jitter
 from pagi.spec import App
 
 __all__ = ["Server"]
@@ -66,6 +82,31 @@ log = logging.getLogger("pagi.server")
 
 _DEFAULT_LOG: Any = object()
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+CONFIG_ERROR = 2
+_PLAIN_HTTP_ON_TLS = (
+    b"HTTP/1.0 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 48\r\nconnection: close\r\n\r\n"
+    b"This port speaks HTTPS: use an https:// address\n"
+)
+
+
+class _RequestCounter:
+    """Sits where the access log is called: counts requests, then logs the line."""
+
+    __slots__ = ("access_log", "count", "limit", "on_limit")
+
+    def __init__(self, access_log: AccessLog | None, limit: int, on_limit: Any) -> None:
+        self.access_log = access_log
+        self.count = 0
+        self.limit = limit
+        self.on_limit = on_limit
+
+    def log(self, scope: dict[str, Any], status: int, nbytes: int, duration: float) -> None:
+        self.count += 1
+        if self.count == self.limit:
+            self.on_limit()
+        if self.access_log is not None:
+            self.access_log.log(scope, status, nbytes, duration)
 
 
 class Server:
@@ -79,6 +120,9 @@ class Server:
     for the default (standard error).
     """
 
+    #: The command that re-executes this server on SIGHUP (set by ``pagi-server``).
+    restart_argv: ClassVar[list[str] | None] = None
+
     def __init__(
         self,
         app: App,
@@ -87,6 +131,7 @@ class Server:
         config: ServerConfig | None = None,
         worker_num: int | None = None,
         sockets: Sequence[socket.socket] = (),
+        link: WorkerLink | None = None,
         **options: Any,
     ) -> None:
         unknown = sorted(set(options) - ServerConfig.option_names())
@@ -98,7 +143,13 @@ class Server:
             access_log = sys.stderr
         self.access_log_stream = access_log
         self.access_log = (
-            AccessLog(access_log, self.config.access_log_format) if access_log is not None else None
+            AccessLog(
+                access_log,
+                self.config.access_log_format,
+                json=self.config.log_format == "json",
+            )
+            if access_log is not None
+            else None
         )
         self.worker_num = worker_num
         self._proxy = (
@@ -114,17 +165,28 @@ class Server:
         #: A worker leaves SIGINT to its supervisor (a terminal's Ctrl-C reaches the
         #: whole process group; the supervisor turns it into one SIGTERM per worker).
         self.handle_sigint = True
+        self.link = link
+        self._created_paths: list[str] = []
+        self._reexec = False
+        self._kept_fds: list[int] = []
 
     # --- blocking entry point ----------------------------------------------------------
     def run(self) -> None:
         """Serve until SIGINT/SIGTERM (R-RUN-5).
 
         With ``workers`` above 1 this process becomes the pre-fork supervisor.
-        Exits the process with status 3 if lifespan startup fails and 1 if the
-        listening socket cannot be bound.
+        Exits the process with status 3 if lifespan startup (or a worker's
+        startup) fails, 2 for a configuration error found at startup (a TLS
+        file, say) and 1 if a listening socket cannot be bound.
         """
+        if self.config.ssl_certfile:
+            try:
+                build_ssl_context(self.config)  # checked once, before any fork or bind
+            except ConfigError as exc:
+                log.error("%s", exc)
+                raise SystemExit(CONFIG_ERROR) from None
         if self.config.workers > 1 and self.worker_num is None and not self._sockets:
-            Supervisor(self.config, self._run_worker, bind_socket).run()
+            self._run_supervisor()
             return
         backend = "trio" if self.config.loop_type == "trio" else "asyncio"
         options: dict[str, Any] = {}
@@ -148,22 +210,74 @@ class Server:
         except LifespanFailure as exc:
             log.error("startup failed: %s", exc)
             raise SystemExit(STARTUP_FAILED) from None
+        except ConfigError as exc:
+            log.error("%s", exc)
+            raise SystemExit(CONFIG_ERROR) from None
         except OSError as exc:
-            log.error("cannot listen: %s", exc)
+            log.error("%s", _listen_error(exc))
             raise SystemExit(1) from None
+        if self._reexec:
+            self._exec_again()
 
-    def _run_worker(self, sock: socket.socket, number: int) -> int:
-        """The body of one pre-fork worker: this server's app and options on ``sock``."""
+    def _run_supervisor(self) -> None:
+        def bind(cfg: ServerConfig) -> list[socket.socket]:
+            sockets, self._created_paths = bind_sockets(cfg, listen_tcp=not cfg.reuse_port)
+            drop_privileges(cfg.user, cfg.group)
+            return sockets
+
+        try:
+            Supervisor(self.config, self._run_worker, bind).run()
+        except OSError as exc:
+            log.error("%s", _listen_error(exc))
+            raise SystemExit(1) from None
+        except ConfigError as exc:
+            log.error("%s", exc)
+            raise SystemExit(CONFIG_ERROR) from None
+        finally:
+            self._unlink_created()
+
+    def _unlink_created(self) -> None:
+        for path in self._created_paths:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self._created_paths = []
+
+    def _run_worker(self, sockets: list[socket.socket], number: int, link: WorkerLink) -> int:
+        """The body of one pre-fork worker: this server's app and options on ``sockets``."""
+        cfg = self.config
         worker = Server(
             self.app,
-            config=self.config.replace(workers=1),
+            config=cfg.replace(
+                workers=1, max_requests=jitter(cfg.max_requests, cfg.max_requests_jitter)
+            ),
             access_log=self.access_log_stream,
             worker_num=number,
-            sockets=[sock],
+            sockets=reuse_port_sockets(cfg, sockets),
+            link=link,
         )
         worker.handle_sigint = False
         worker.run()
         return 0
+
+    def _exec_again(self) -> None:
+        """Replace this process with a fresh one that inherits the listening sockets."""
+        argv = self.restart_argv
+        assert argv is not None
+        # systemd's convention, with this very pid (exec keeps it): fds 3, 4, ...
+        high = [os.dup(fd) for fd in self._kept_fds]
+        for fd in self._kept_fds:
+            os.close(fd)
+        for offset, fd in enumerate(high):
+            os.dup2(fd, 3 + offset, inheritable=True)
+            os.close(fd)
+        os.environ["LISTEN_FDS"] = str(len(high))
+        os.environ["LISTEN_PID"] = str(os.getpid())
+        log.info("restarting: %s", " ".join(argv))
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os.execv(argv[0], argv)
 
     async def _serve_with_signals(self) -> None:
         failure: BaseException | None = None
@@ -171,23 +285,80 @@ class Server:
             tg.start_soon(self._watch_signals)
             try:
                 await self.serve()
-            except (LifespanFailure, OSError) as exc:
+            except (LifespanFailure, ConfigError, OSError) as exc:
                 failure = exc
             tg.cancel_scope.cancel()
         if failure is not None:
             raise failure
 
     async def _watch_signals(self) -> None:
-        signals = (signal.SIGINT, signal.SIGTERM) if self.handle_sigint else (signal.SIGTERM,)
+        signals = [signal.SIGTERM, signal.SIGUSR1]
+        if self.handle_sigint:
+            signals.append(signal.SIGINT)
+        if self.link is None:  # in a worker these belong to the supervisor
+            signals += [signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2]
         with anyio.open_signal_receiver(*signals) as received:
             async for signum in received:
-                if self._shutdown_requested:
-                    log.warning("second signal: stopping now")
-                    self._force = True
-                    self.force_close_all()
-                    os._exit(1)
-                log.info("received %s: draining", signal.Signals(signum).name)
-                self.request_shutdown()
+                name = signal.Signals(signum).name
+                if signum == signal.SIGUSR1:
+                    self.reopen_logs()
+                elif signum == signal.SIGHUP:
+                    self.request_restart("SIGHUP")
+                elif signum in (signal.SIGTERM, signal.SIGINT):
+                    if self._shutdown_requested and not self._reexec:
+                        log.warning("second signal: stopping now")
+                        self._force = True
+                        self.force_close_all()
+                        os._exit(1)
+                    self._reexec = False
+                    log.info(
+                        "received %s: draining (in-flight requests have up to %gs;"
+                        " %s again stops at once)",
+                        name,
+                        self.config.shutdown_timeout,
+                        "Ctrl-C" if signum == signal.SIGINT else name,
+                    )
+                    self.request_shutdown()
+                elif signum == signal.SIGUSR2 and os.environ.get("PAGI_RELOADER") == "1":
+                    log.info("reload: draining (up to %gs)", self.config.shutdown_timeout)
+                    self.request_shutdown()
+                else:
+                    log.warning("%s ignored: it concerns workers (run with --workers)", name)
+
+    def reopen_logs(self) -> None:
+        """SIGUSR1: reopen the access log file and the logging file handlers."""
+        if self.access_log is not None:
+            self.access_log.reopen()
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.acquire()
+                try:
+                    handler.close()  # reopened on the next record
+                finally:
+                    handler.release()
+        log.info("log files reopened")
+
+    def request_restart(self, why: str) -> None:
+        """Drain and re-execute (single process); without a command, just say why not."""
+        if self._shutdown_requested:
+            return
+        if self.restart_argv is None or self.worker_num is not None:
+            log.warning("%s: no restart command (not started by pagi-server); ignored", why)
+            return
+        log.info(
+            "%s: draining (up to %gs), then restarting with the same listening sockets",
+            why,
+            self.config.shutdown_timeout,
+        )
+        self._reexec = True
+        self.request_shutdown()
+
+    def _on_max_requests(self) -> None:
+        log.info("served --max-requests %d requests", self.config.max_requests)
+        if self.link is not None:
+            self.link.retire()  # the supervisor starts a replacement, then stops us
+        else:
+            self.request_restart("--max-requests")
 
     # --- the life of a worker -----------------------------------------------------------
     def request_shutdown(self) -> None:
@@ -230,7 +401,7 @@ class Server:
                 try:
                     await lifespan.startup(tg)  # R-LIFE-10: before anything is bound
                     listeners = await self._listen()
-                except (LifespanFailure, OSError) as exc:
+                except (LifespanFailure, ConfigError, OSError) as exc:
                     failure = exc
                     if not isinstance(exc, LifespanFailure):
                         await lifespan.shutdown()
@@ -243,11 +414,8 @@ class Server:
             for listener in listeners:
                 with anyio.CancelScope(shield=True):
                     await listener.aclose()
-            if cfg.uds and not self._sockets and cfg.fd is None and listeners:
-                try:
-                    os.unlink(cfg.uds)
-                except OSError:
-                    pass
+            if not self._reexec:
+                self._unlink_created()
         if failure is not None:
             raise failure
 
@@ -258,8 +426,13 @@ class Server:
         ssl_context: ssl.SSLContext | None,
         task_status: anyio.abc.TaskStatus[Any],
     ) -> None:
+        observer: Any = self.access_log
+        if self.config.max_requests:
+            observer = _RequestCounter(
+                self.access_log, self.config.max_requests, self._on_max_requests
+            )
         self.ctx = ctx = ServerContext(
-            self.app, self.config, access_log=self.access_log, state=lifespan.state
+            self.app, self.config, access_log=observer, state=lifespan.state
         )
         self._banner(ssl_context is not None)
         # Everything loaded so far (the app, its modules, lifespan state) lives
@@ -267,6 +440,8 @@ class Server:
         # which otherwise show up as latency spikes under load.
         gc.freeze()
         task_status.started(self.addresses)
+        if self.link is not None:
+            self.link.ready()
         assert self._shutdown is not None
         async with anyio.create_task_group() as conns:
             conns.start_soon(self._tick, ctx)
@@ -275,6 +450,11 @@ class Server:
             await self._shutdown.wait()
             for scope in self._accept_scopes:
                 scope.cancel()
+            if self._reexec:  # kept for the next process: new clients wait in the backlog
+                self._kept_fds = [
+                    os.dup(listener.extra(SocketAttribute.raw_socket).fileno())
+                    for listener in listeners
+                ]
             for listener in listeners:
                 await listener.aclose()  # new connections are refused from here on
             await self._drain(ctx)
@@ -296,8 +476,13 @@ class Server:
         )
         shortest = min((t for t in configured if t > 0), default=2.5)
         interval = min(max(shortest / 5, 0.02), 0.5)
+        link = self.link
+        beat = min(1.0, cfg.worker_timeout / 5) if cfg.worker_timeout else 1.0
         while True:
             await anyio.sleep(interval)
+            if link is not None and not link.beat(beat) and not self._shutdown_requested:
+                log.warning("the supervisor is gone: draining")
+                self.request_shutdown()
             now = time.monotonic()
             for conn in list(ctx.connections):
                 conn.check_timeouts(now)
@@ -318,7 +503,11 @@ class Server:
                     await anyio.sleep(0.02)
 
     async def _listen(self) -> list[anyio.abc.SocketListener]:
-        listeners = await open_listeners(self.config, self._sockets)
+        sockets = self._sockets
+        if not sockets:
+            sockets, self._created_paths = bind_sockets(self.config)
+            drop_privileges(self.config.user, self.config.group)
+        listeners = await open_listeners(sockets)
         self.addresses = listener_addresses(listeners)
         return listeners
 
@@ -381,9 +570,13 @@ class Server:
                     stream = await TLSStream.wrap(
                         raw, server_side=True, ssl_context=ssl_context, standard_compatible=False
                     )
+            except ssl.SSLError as exc:
+                if exc.reason in ("HTTP_REQUEST", "HTTPS_PROXY_REQUEST"):
+                    await _refuse_plain_http(raw)
+                await raw.aclose()
+                return
             except (
                 TimeoutError,
-                ssl.SSLError,
                 OSError,
                 anyio.BrokenResourceError,
                 anyio.EndOfStream,
@@ -412,6 +605,23 @@ def _connection_info(
         server = (str(local), None)  # R-HTTP-3: [path, None] for a Unix socket
         client = None
     return ConnectionInfo(client=client, server=server, tls=tls, root_path=root_path, state=state)
+
+
+def _listen_error(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    return text if text.startswith("cannot listen") else f"cannot listen: {text}"
+
+
+async def _refuse_plain_http(raw: anyio.abc.ByteStream) -> None:
+    """Plain HTTP on the TLS port: a readable 400 instead of an empty reply."""
+    remote = raw.extra(SocketAttribute.remote_address, None)
+    who = remote[0] if isinstance(remote, tuple) else "unix"
+    log.info("plain HTTP from %s on the HTTPS port: answered 400", who)
+    with anyio.move_on_after(1):
+        try:
+            await raw.send(_PLAIN_HTTP_ON_TLS)
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
 
 
 async def _refuse(stream: anyio.abc.ByteStream, ctx: ServerContext) -> None:

@@ -8,6 +8,7 @@ two tables below translate. A cipher missing from the table is reported as
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import anyio.abc
 from anyio.streams.tls import TLSAttribute
 
-from pagi.server.config import ServerConfig
+from pagi.server.config import ConfigError, ServerConfig
 
 __all__ = ["build_ssl_context", "tls_scope_info"]
 
@@ -51,19 +52,76 @@ _server_pem: dict[int, str | None] = {}
 
 
 def build_ssl_context(config: ServerConfig) -> ssl.SSLContext:
-    """One server context for all connections, with ALPN offering HTTP/1.1."""
+    """One server context for all connections, with ALPN offering HTTP/1.1.
+
+    A file that is missing, unreadable or not what it should be raises
+    :class:`ConfigError` naming the option, the file and the problem.
+    """
     assert config.ssl_certfile is not None
+    for option, path in (
+        ("--ssl-certfile", config.ssl_certfile),
+        ("--ssl-keyfile", config.ssl_keyfile),
+        ("--ssl-ca-certs", config.ssl_ca_certs),
+    ):
+        if path is None:
+            continue
+        if not os.path.isfile(path):
+            raise ConfigError(f"{option} {path}: no such file")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"{option} {path}: not readable by this user")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile)
+    context.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if config.ssl_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    )
+    try:
+        context.load_cert_chain(
+            config.ssl_certfile, config.ssl_keyfile, password=config.ssl_keyfile_password
+        )
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"--ssl-certfile {config.ssl_certfile} with --ssl-keyfile {config.ssl_keyfile}:"
+            f" {_ssl_problem(exc)}"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--ssl-keyfile {config.ssl_keyfile}: {exc}") from None
+    reqs = config.ssl_cert_reqs or ("optional" if config.ssl_ca_certs else "none")
     if config.ssl_ca_certs:
-        context.load_verify_locations(config.ssl_ca_certs)
-        context.verify_mode = ssl.CERT_OPTIONAL
+        try:
+            context.load_verify_locations(config.ssl_ca_certs)
+        except ssl.SSLError as exc:
+            problem = _ssl_problem(exc)
+            raise ConfigError(f"--ssl-ca-certs {config.ssl_ca_certs}: {problem}") from None
+    context.verify_mode = {
+        "none": ssl.CERT_NONE,
+        "optional": ssl.CERT_OPTIONAL,
+        "required": ssl.CERT_REQUIRED,
+    }[reqs]
+    if config.ssl_ciphers:
+        try:
+            context.set_ciphers(config.ssl_ciphers)
+        except ssl.SSLError:
+            raise ConfigError(
+                f"--ssl-ciphers {config.ssl_ciphers!r}: no cipher OpenSSL knows matches"
+            ) from None
     context.set_alpn_protocols(["h2", "http/1.1"] if config.http2 else ["http/1.1"])
     with open(config.ssl_certfile, encoding="ascii", errors="replace") as f:
         match = _PEM_BLOCK.search(f.read())
     _server_pem[id(context)] = match.group(0).strip() + "\n" if match else None
     context.post_handshake_auth = False
     return context
+
+
+def _ssl_problem(exc: ssl.SSLError) -> str:
+    reason = getattr(exc, "reason", None) or ""
+    known = {
+        "PEM_LIB": "not a PEM certificate/key, or a wrong password",
+        "KEY_VALUES_MISMATCH": "the key does not belong to the certificate",
+        "NO_START_LINE": "no PEM block found",
+        "BAD_DECRYPT": "wrong password for the key",
+        "BAD_PASSWORD_READ": "the key is encrypted: give --ssl-keyfile-password",
+    }
+    text = known.get(reason)
+    return f"{text} ({exc.reason})" if text else str(exc)
 
 
 def _rfc4514(subject: Any) -> str | None:

@@ -8,6 +8,7 @@ socket path left behind by a dead server live here once.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 from collections.abc import Sequence
@@ -19,48 +20,148 @@ from anyio.abc import SocketAttribute
 from pagi.server.config import ServerConfig
 
 __all__ = [
-    "bind_socket",
+    "bind_sockets",
     "listener_addresses",
     "listener_closed",
     "open_listeners",
     "remove_stale_socket",
+    "reuse_port_sockets",
+    "systemd_sockets",
 ]
 
+log = logging.getLogger("pagi.server")
 
-async def open_listeners(
-    cfg: ServerConfig, sockets: Sequence[socket.socket] = ()
-) -> list[anyio.abc.SocketListener]:
-    """Listeners for ``sockets`` if given, else for ``--fd``, ``--uds`` or host and port."""
-    listeners: list[anyio.abc.SocketListener] = []
-    if sockets:
+_SD_LISTEN_FDS_START = 3
+
+
+async def open_listeners(sockets: Sequence[socket.socket]) -> list[anyio.abc.SocketListener]:
+    """anyio listeners for bound, listening ``sockets``."""
+    return [await anyio.abc.SocketListener.from_socket(sock) for sock in sockets]
+
+
+def systemd_sockets() -> list[socket.socket]:
+    """Sockets passed by systemd socket activation (``LISTEN_FDS``/``LISTEN_PID``).
+
+    Taken only when ``LISTEN_PID`` is this process; the variables are then
+    removed from the environment so that children do not take them again.
+    """
+    pid, count = os.environ.get("LISTEN_PID"), os.environ.get("LISTEN_FDS")
+    if not pid or not count or not pid.isdigit() or int(pid) != os.getpid():
+        return []
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)
+    sockets = []
+    for fd in range(_SD_LISTEN_FDS_START, _SD_LISTEN_FDS_START + int(count or 0)):
+        os.set_inheritable(fd, True)
+        sockets.append(socket.socket(fileno=fd))
+    return sockets
+
+
+def bind_sockets(
+    cfg: ServerConfig, *, listen_tcp: bool = True
+) -> tuple[list[socket.socket], list[str]]:
+    """Bound, listening sockets for the configuration, and the Unix socket files made.
+
+    Sockets from systemd socket activation take the place of every configured
+    address. A socket that cannot be bound raises ``OSError`` naming the
+    address; the ones bound before it are closed. ``listen_tcp=False`` (a
+    supervisor with ``--reuse-port``) binds TCP sockets without listening:
+    they hold the port while each worker listens on its own.
+    """
+    inherited = systemd_sockets()
+    if inherited:
+        return inherited, []
+    sockets: list[socket.socket] = []
+    created: list[str] = []
+    try:
+        for spec in cfg.listen_specs():
+            try:
+                if spec.kind == "fd":
+                    sockets.append(socket.socket(fileno=spec.fd))
+                elif spec.kind == "unix":
+                    sockets.append(_bind_unix(spec.path, cfg))
+                    created.append(spec.path)
+                else:
+                    sockets.extend(_bind_tcp(spec.host, spec.port, cfg, listen_tcp))
+            except OSError as exc:
+                raise OSError(
+                    exc.errno, f"cannot listen on {spec}: {exc.strerror or exc}"
+                ) from None
+    except BaseException:
         for sock in sockets:
-            listeners.append(await anyio.abc.SocketListener.from_socket(sock))
-    elif cfg.fd is not None:
-        sock = socket.socket(fileno=cfg.fd)
-        listeners.append(await anyio.abc.SocketListener.from_socket(sock))
-    elif cfg.uds:
-        remove_stale_socket(cfg.uds)
-        listeners.append(await anyio.create_unix_listener(cfg.uds, backlog=cfg.backlog))
-    else:
-        multi = await anyio.create_tcp_listener(
-            local_host=cfg.host, local_port=cfg.port, backlog=cfg.backlog
-        )
-        listeners.extend(multi.listeners)  # type: ignore[arg-type]
-    return listeners
+            sock.close()
+        raise
+    return sockets, created
 
 
-def bind_socket(cfg: ServerConfig) -> socket.socket:
-    """A bound, listening socket for ``--fd``, ``--uds`` or host and port (pre-fork)."""
-    if cfg.fd is not None:
-        return socket.socket(fileno=cfg.fd)
-    if cfg.uds:
-        remove_stale_socket(cfg.uds)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(cfg.uds)
+def _bind_unix(path: str, cfg: ServerConfig) -> socket.socket:
+    remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        # Created owner-only, then opened up: no window in which anyone else can connect.
+        old_umask = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old_umask)
+        if cfg.uds_mode is not None:
+            os.chmod(path, int(cfg.uds_mode, 8))
         sock.listen(cfg.backlog)
-        return sock
-    family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
-    return socket.create_server((cfg.host, cfg.port), family=family, backlog=cfg.backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_tcp(host: str, port: int, cfg: ServerConfig, listen: bool = True) -> list[socket.socket]:
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    seen: set[tuple[int, str]] = set()
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in infos:
+            key = (int(family), str(address[0]))
+            if key in seen:
+                continue
+            seen.add(key)
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if cfg.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # one free port for every address of the name
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            if listen:
+                sock.listen(cfg.backlog)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def reuse_port_sockets(cfg: ServerConfig, sockets: Sequence[socket.socket]) -> list[socket.socket]:
+    """For a worker with ``--reuse-port``: its own socket for every TCP address.
+
+    The supervisor's TCP sockets keep the port but do not stay in the kernel's
+    balancing once the workers have theirs; Unix and inherited sockets are
+    shared as they are.
+    """
+    if not cfg.reuse_port or not hasattr(socket, "SO_REUSEPORT"):
+        return list(sockets)
+    own: list[socket.socket] = []
+    for sock in sockets:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.getsockopt(
+            socket.SOL_SOCKET, socket.SO_REUSEPORT
+        ):
+            host, port = sock.getsockname()[:2]
+            own.extend(_bind_tcp(host, port, cfg))
+            sock.close()
+        else:
+            own.append(sock)
+    return own
 
 
 def listener_addresses(

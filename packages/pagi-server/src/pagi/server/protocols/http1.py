@@ -209,8 +209,20 @@ class H1Connection:
             self._interrupt_read("drain")
 
     def force_close(self) -> None:
-        if self._current is not None:
-            self._current.disconnect(DisconnectReason.SERVER_SHUTDOWN)
+        current = self._current
+        if current is not None and not current.connection.response_started():
+            # Still waiting for its response at the shutdown timeout: a 503, not an
+            # empty reply; the connection then closes once those bytes are out.
+            current.connection.mark_started()
+            current.disconnect(DisconnectReason.SERVER_SHUTDOWN)
+            self.outbox.write_nowait(
+                simple_response(503, self.ctx, text="The server is shutting down")
+            )
+            if self._task_scope is not None:
+                self._task_scope.cancel()
+            return
+        if current is not None:
+            current.disconnect(DisconnectReason.SERVER_SHUTDOWN)
         self.outbox.abort(DisconnectReason.SERVER_SHUTDOWN)
         if self._task_scope is not None:
             self._task_scope.cancel()
