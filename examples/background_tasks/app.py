@@ -27,7 +27,7 @@ LOG: list[dict[str, Any]] = []
 
 
 async def send_welcome(email: str) -> None:
-    await anyio.sleep(0.05)  # stands in for talking to a mail server
+    await anyio.sleep(0.5)  # stands in for talking to a mail server
     LOG.append({"task": "welcome", "email": email})
 
 

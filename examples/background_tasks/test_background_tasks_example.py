@@ -9,7 +9,7 @@ def test_tasks_run_after_the_response(tmp_path: Path) -> None:
     with serve("background_tasks/app.py", tmp_path) as server:
         sent = httpx.post(server.url + "/signup?email=ann@example.org")
         assert sent.status_code == 202
-        # The response came before the (50 ms) task finished ...
+        # The response came before the (half-second) task finished ...
         assert all(
             entry["task"] != "welcome" for entry in httpx.get(server.url + "/log").json()["done"]
         )
