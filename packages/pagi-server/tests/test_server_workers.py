@@ -126,6 +126,7 @@ def test_two_workers_serve_requests(workers) -> None:  # type: ignore[no-untyped
 
 
 def test_every_option_reaches_the_workers(workers) -> None:  # type: ignore[no-untyped-def]
+    """Options reach every worker, and each worker ran the lifespan protocol itself (R-LIFE-1)."""
     _, port, log = workers
     seen = {}
     for _ in range(4):

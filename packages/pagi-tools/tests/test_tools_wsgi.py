@@ -32,7 +32,7 @@ def _spy(app: Any, sent: list[dict[str, Any]]) -> Any:
 
 
 async def test_environ_is_built_from_the_scope_r_psgi_2() -> None:
-    """R-PSGI-2: one call per request with an environ built from the scope."""
+    """R-PSGI-2, R-CORE-60: one call per request with an environ built from the scope."""
     calls: list[dict[str, Any]] = []
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
