@@ -39,6 +39,7 @@ With ``--workers`` above 1 the process becomes the supervisor of
 from __future__ import annotations
 
 import errno
+import fcntl
 import gc
 import logging
 import os
@@ -266,7 +267,9 @@ class Server:
         argv = self.restart_argv
         assert argv is not None
         # systemd's convention, with this very pid (exec keeps it): fds 3, 4, ...
-        high = [os.dup(fd) for fd in self._kept_fds]
+        # Out of the way first (above 3 + how many), so no target number is taken.
+        floor = 3 + len(self._kept_fds) + 1
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, floor) for fd in self._kept_fds]
         for fd in self._kept_fds:
             os.close(fd)
         for offset, fd in enumerate(high):

@@ -205,7 +205,10 @@ class H1Connection:
     def begin_drain(self) -> None:
         """Finish the request in flight, then close; an idle connection closes now."""
         self.closing = True
-        if self._phase in ("idle", "head"):
+        if self._phase == "head" or (self._phase == "idle" and self._requests):
+            # A connection accepted but not yet read from keeps its first request
+            # (answered with connection: close): its client has sent it or is about
+            # to, and closing would lose it (workers replaced under load).
             self._interrupt_read("drain")
 
     def force_close(self) -> None:
@@ -216,8 +219,8 @@ class H1Connection:
             current.connection.mark_started()
             current.disconnect(DisconnectReason.SERVER_SHUTDOWN)
             self.outbox.write_nowait(
-                simple_response(503, self.ctx, text="The server is shutting down")
-            )
+                simple_response(503, self.ctx, text="The server is shutting down"), wake=False
+            )  # not handed to a writer task about to be cancelled: _close() sends it
             if self._task_scope is not None:
                 self._task_scope.cancel()
             return
