@@ -323,6 +323,7 @@ def test_precedence_cli_env_file_default_and_print_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "environ", os.environ.copy())  # --env-file writes to it
     (tmp_path / "pyproject.toml").write_text(
         "[tool.pagi-server]\nport = 7001\nmax-body-size = 11\nkeepalive_timeout = 7.5\n"
         'header = ["x-a: 1"]\n'

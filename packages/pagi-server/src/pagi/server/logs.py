@@ -22,6 +22,7 @@ from pagi.server.config import ConfigError
 __all__ = ["JSONFormatter", "configure_logging"]
 
 _TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_installed: logging.Handler | None = None
 
 
 class JSONFormatter(logging.Formatter):
@@ -98,10 +99,12 @@ def configure_logging(level: str, fmt: str = "text", config_file: str | None = N
         except (ValueError, TypeError, AttributeError, ImportError) as exc:
             raise ConfigError(f"--log-config {config_file}: {exc}") from None
         return
+    global _installed
     handler = logging.StreamHandler()
     handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter(_TEXT))
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    if _installed is not None:  # only ours: handlers others added (pytest's) stay
+        root.removeHandler(_installed)
+    _installed = handler
     root.addHandler(handler)
     root.setLevel(level.upper())
