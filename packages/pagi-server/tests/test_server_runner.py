@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from server_helpers import echo_scope, hello
+from server_helpers import echo_scope, hello, read_until_close
 
 from pagi.server import Server, run
 from pagi.server.app_loading import AppLoadError, load_object
@@ -412,7 +412,12 @@ async def test_stale_unix_socket_file_is_replaced(tmp_path: Path) -> None:
     server = Server(hello, uds=str(path), access_log=None, quiet=True, lifespan="off")
     async with anyio.create_task_group() as tg:
         await tg.start(server.serve)
+        async with await anyio.connect_unix(str(path)) as stream:  # the stale file was replaced
+            await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            raw = await read_until_close(stream)
         server.request_shutdown()
+    assert raw.startswith(b"HTTP/1.1 200") and raw.endswith(b"hello")
+    assert not path.exists()  # and removed on shutdown
 
 
 @pytest.mark.anyio

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -65,9 +66,10 @@ async def test_tasks_are_skipped_after_a_disconnect_unless_always() -> None:
 
     client = AsyncTestClient(router, close_timeout=2)
     async with client.stream("GET", "/stream") as response:
-        async for chunk in response.aiter_bytes():
-            assert chunk == b"first"
-            break
+        async with aclosing(response.aiter_bytes()) as chunks:
+            async for chunk in chunks:
+                assert chunk == b"first"
+                break
     assert seen == ["always"]
 
 

@@ -13,6 +13,7 @@ import shutil
 import stat
 import sys
 import time
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -234,9 +235,10 @@ while True:
     # close_timeout=5: the client would cancel the app only after 5 s; it must stop sooner.
     client = AsyncTestClient(CGIApp(script(tmp_path, "forever.py", body)), close_timeout=5)
     async with client.stream("GET", "/") as response:
-        async for chunk in response.aiter_bytes():
-            assert chunk.startswith(b"tick")
-            break
+        async with aclosing(response.aiter_bytes()) as chunks:
+            async for chunk in chunks:
+                assert chunk.startswith(b"tick")
+                break
         left = time.monotonic()
     assert time.monotonic() - left < 2
     assert await wait_gone(int(pidfile.read_text()))

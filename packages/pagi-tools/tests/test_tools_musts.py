@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -234,9 +235,10 @@ async def test_streaming_stops_when_the_client_leaves_R_HTTP_62() -> None:
 
     async with AsyncTestClient(app, lifespan="off") as client:
         async with client.stream("GET", "/") as response:
-            async for chunk in response.aiter_bytes():
-                if chunk:
-                    break
+            async with aclosing(response.aiter_bytes()) as chunks:
+                async for chunk in chunks:
+                    if chunk:
+                        break
         with anyio.fail_after(5):
             await closed.wait()
     count = len(produced)

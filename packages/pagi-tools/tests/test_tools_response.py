@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +126,11 @@ async def test_endless_stream_stops_when_client_disconnects() -> None:
     )
     async with client.stream("GET", "/") as response:
         chunks = []
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk)
-            if len(chunks) == 3:
-                break
+        async with aclosing(response.aiter_bytes()) as stream:
+            async for chunk in stream:
+                chunks.append(chunk)
+                if len(chunks) == 3:
+                    break
     assert chunks == [b"tick\n"] * 3
     assert response.connection.disconnect_reason() == "client_closed"
     with anyio.fail_after(1):

@@ -3,6 +3,7 @@ exceptions, disconnects, timeouts, trailers, file bodies, sync and async faces."
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -217,10 +218,10 @@ async def test_streamed_response_reads_incrementally() -> None:
         await send({"type": "http.response.body", "body": b"second"})
 
     async with AsyncTestClient(app, lifespan="off").stream("GET", "/") as response:
-        chunks = response.aiter_bytes()
-        assert await chunks.__anext__() == b"first"
-        gate.set()
-        assert await response.read() == b"second"
+        async with aclosing(response.aiter_bytes()) as chunks:
+            assert await chunks.__anext__() == b"first"
+            gate.set()
+            assert await response.read() == b"second"
 
 
 async def test_lifespan_modes() -> None:
