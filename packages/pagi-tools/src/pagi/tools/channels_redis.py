@@ -206,6 +206,9 @@ class RedisBackend:
         if pubsub is not None:
             try:
                 await pubsub.unsubscribe(self._channel_key(channel))
+                if channel in self._wanted:
+                    # A subscriber arrived while UNSUBSCRIBE was on its way: undo it.
+                    await pubsub.subscribe(self._channel_key(channel))
             except self._errors():
                 pass
 
