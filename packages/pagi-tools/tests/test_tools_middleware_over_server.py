@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,45 +17,16 @@ import brotli
 import httpx
 import pytest
 import zstandard
+from server_process import pagi_server
 from tools_middleware_server_app import BIG
 
 APP = Path(__file__).with_name("tools_middleware_server_app.py")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = _free_port()
-    command = [sys.executable, "-m", "pagi.server", f"{APP}:app", "--port", str(port)]
-    command += ["--no-access-log", "--env", "development", "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(APP.parent)}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    pytest.fail(f"pagi-server did not start: {output}")
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+    with pagi_server(APP) as address:
+        yield address
 
 
 def _raw(server: str, path: str, encoding: str) -> httpx.Response:

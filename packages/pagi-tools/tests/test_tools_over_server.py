@@ -7,58 +7,24 @@ event also passes the Lint middleware on the way.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from server_process import pagi_server
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 APP = Path(__file__).with_name("tools_server_app.py")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("served") / "data.txt"
     data.write_bytes(b"0123456789" * 10)
-    port = _free_port()
-    env = {**os.environ, "PAGI_TOOLS_TEST_FILE": str(data)}
-    command = [sys.executable, "-m", "pagi.server", f"{APP}:app", "--port", str(port)]
-    command += ["--no-access-log", "--env", "development", "--quiet"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    pytest.fail(f"pagi-server did not start: {output}")
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+    with pagi_server(APP, env={"PAGI_TOOLS_TEST_FILE": str(data)}) as address:
+        yield address
 
 
 def test_text_cookies_and_query(server: str) -> None:
