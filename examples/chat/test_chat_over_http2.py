@@ -10,54 +10,27 @@ one page must reach the other through those sessions.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import re
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+import trustme
 from example_harness import Page, chromium, serve, wait
 
 STATE = "document.body?.dataset.state"
 MESSAGES = "[...document.querySelectorAll('#messages li')].map(li => li.textContent)"
 
 
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 (the browser runs with --ignore-certificate-errors)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    issued = trustme.CA().issue_cert("127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    return cert, key
 
 
 def test_websockets_ride_http2_streams_in_chromium(tmp_path: Path) -> None:
-    cert, key = self_signed(tmp_path)
+    cert, key = certificate(tmp_path)
     tls = ("--ssl-certfile", str(cert), "--ssl-keyfile", str(key), "--access-log", "-")
     with (
         serve("chat/app.py", tmp_path, *tls, scheme="https") as server,
