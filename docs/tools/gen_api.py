@@ -18,6 +18,7 @@ MODULES = [
     "pagi.tools.sse",
     "pagi.tools.routing",
     "pagi.tools.handlers",
+    "pagi.tools.context",
     "pagi.tools.convertors",
     "pagi.tools.endpoints",
     "pagi.tools.lifespan",

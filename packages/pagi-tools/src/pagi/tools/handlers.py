@@ -2,7 +2,9 @@
 
 A handler is what application code writes: ``async def (request) ->
 response`` for HTTP, ``async def (websocket)`` and ``async def (sse)`` for
-the other scope types. The adapters here build the helper object, call the
+the other scope types; a handler whose first parameter is annotated with
+a context class (:mod:`pagi.tools.context`) gets that context instead. The
+adapters here build the helper object, call the
 handler, turn :class:`~pagi.tools.exceptions.HTTPException` into the scope's
 error answer, and tidy up what a handler leaves open (a WebSocket never
 accepted is denied, one left open is closed; an SSE stream never started is
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pagi.spec import App, Receive, Scope, Send
+from pagi.tools.context import HTTPContext, SSEContext, WebSocketContext, wants_context
 from pagi.tools.exception_handlers import defers_http_exceptions
 from pagi.tools.exceptions import HTTPException, WebSocketDisconnect
 from pagi.tools.request import Request
@@ -73,12 +76,15 @@ def _check_async(func: Callable[..., Any], what: str) -> None:
 def request_response(handler: Handler) -> App:
     """Wrap ``async def handler(request) -> response`` as an app."""
     _check_async(handler, "HTTP handler")
+    with_context = wants_context(handler)
+    call: Callable[[Any], Awaitable[Any]] = handler  # takes the helper or its context
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
             try:
-                response = to_response(await handler(request), handler)
+                argument = HTTPContext(request) if with_context else request
+                response = to_response(await call(argument), handler)
             except HTTPException as exc:
                 if defers_http_exceptions(scope):
                     raise  # an ErrorHandler or exception_handlers above answers it
@@ -93,11 +99,13 @@ def request_response(handler: Handler) -> App:
 def websocket_session(handler: WebSocketHandler) -> App:
     """Wrap ``async def handler(websocket)`` as an app; tidy up what it leaves open."""
     _check_async(handler, "WebSocket handler")
+    with_context = wants_context(handler)
+    call: Callable[[Any], Awaitable[Any]] = handler  # takes the helper or its context
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         ws = WebSocket(scope, receive, send)
         try:
-            await handler(ws)
+            await call(WebSocketContext(ws) if with_context else ws)
         except WebSocketDisconnect:
             return  # the peer left while the handler waited: nothing more to do
         except HTTPException as exc:
@@ -116,11 +124,13 @@ def websocket_session(handler: WebSocketHandler) -> App:
 def sse_session(handler: SSEHandler) -> App:
     """Wrap ``async def handler(sse)`` as an app; a handler that never started declines with 204."""
     _check_async(handler, "SSE handler")
+    with_context = wants_context(handler)
+    call: Callable[[Any], Awaitable[Any]] = handler  # takes the helper or its context
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         sse = SSE(scope, receive, send)
         try:
-            await handler(sse)
+            await call(SSEContext(sse) if with_context else sse)
         except HTTPException as exc:
             if sse.phase is not SSEState.PENDING or defers_http_exceptions(scope):
                 raise
