@@ -28,6 +28,7 @@ MODULES = [
     "pagi.tools.negotiation",
     "pagi.tools.conditional",
     "pagi.tools.forms",
+    "pagi.tools.multipart_stream",
     "pagi.tools.exceptions",
     "pagi.tools.middleware",
     "pagi.tools.middleware.lint",

@@ -21,9 +21,16 @@ from typing import TYPE_CHECKING, Any, cast
 from pagi.spec import ConnectionState, Receive, Scope, Transport
 from pagi.tools.cookies import parse_cookie_header
 from pagi.tools.datastructures import URL, Address, FormData, QueryParams
-from pagi.tools.exceptions import BodyConsumedError, BodyTooLarge, ClientDisconnected, MalformedBody
+from pagi.tools.exceptions import (
+    BodyConsumedError,
+    BodyTooLarge,
+    ClientDisconnected,
+    FormError,
+    MalformedBody,
+)
 from pagi.tools.forms import FormLimits, parse_form
 from pagi.tools.headers import Headers
+from pagi.tools.multipart_stream import MultipartReader
 from pagi.tools.negotiation import best_match, quality
 
 if TYPE_CHECKING:
@@ -380,6 +387,19 @@ class Request(HTTPConnection):
             return json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedBody(f"request body is not valid JSON: {exc}") from None
+
+    def multipart(self, limits: FormLimits | None = None) -> MultipartReader:
+        """The parts of a ``multipart/form-data`` body, pulled one chunk at a time.
+
+        ``async for part in request.multipart(): await part.save(path)``; see
+        :mod:`pagi.tools.multipart_stream`. The body is read as the parts are,
+        so memory stays flat whatever the upload size; the limits are those
+        of :meth:`form`. Raises :class:`FormError` for another content type.
+        """
+        if self.content_type != "multipart/form-data":
+            raise FormError(f"expected multipart/form-data, got {self.content_type!r}")
+        content_type = self.headers.get("content-type") or ""
+        return MultipartReader(content_type, self.stream(None), limits)
 
     async def form(self, limits: FormLimits | None = None) -> FormData:
         """Parse an urlencoded or multipart body; cached in the scope.
