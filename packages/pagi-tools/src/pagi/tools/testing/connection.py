@@ -11,7 +11,8 @@ that code relying on it can be tested without a server:
   the callbacks in registration order, then ``http.disconnect`` on the
   receive queue (the ``enqueue`` hook);
 * a successful end keeps the reason ``None`` and never resolves the future
-  (R-CONN-20, R-CONN-41); ``is_connected`` never comes back (R-CONN-32).
+  (R-CONN-20, R-CONN-41); ``is_connected`` is false after either end, as on
+  the server (decision on A-39), and never comes back (R-CONN-32).
 
 :class:`FakeTransport` has watermarks with the hysteresis of R-FLOW-14..17;
 tests move the buffer with :meth:`FakeTransport.set_buffered`.
@@ -106,6 +107,7 @@ class FakeConnection:
         if self._complete or self._reason is not None:
             return
         self._complete = True
+        self._connected = False  # the request is over (decision on A-39), as on the server
         self.log.append("complete")
         callbacks, self._on_complete, self._on_disconnect = self._on_complete, [], []
         for callback in callbacks:

@@ -15,7 +15,17 @@ are silently dropped (R-CORE-53).
 The app runs inside :meth:`HTTPExchange.run_app`, which catches its
 exception and records it, so task groups never wrap it in an exception
 group; the client re-raises it (or turns it into the 500 a server would
-send). ``file`` and ``fh`` bodies are read with their ``offset``/``length``.
+send). ``file`` and ``fh`` bodies are read with their ``offset``/``length``
+(an ``fh`` with no ``offset`` is read from where it stands, with one, even 0,
+from there: decision A-45).
+
+The body rules are the server's (``pagi.server.streams.http``), checked by
+the shared conformance table in ``test_tools_conformance_shared.py``: a HEAD
+answer, 204 and 304 carry no body (the bytes are dropped); a body longer than
+the declared ``content-length`` makes ``send`` raise an ``EventError`` naming
+``body`` and changes nothing; a final body short of it is recorded as an
+:class:`AppProtocolError` (a server closes the connection: a truncated
+response).
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from pagi.spec import App, DisconnectReason, SendMachine
+from pagi.spec import App, DisconnectReason, EventError, SendMachine
 from pagi.tools.headers import Headers
 from pagi.tools.testing.connection import FakeConnection
 from pagi.tools.testing.response import TestResponse
@@ -61,6 +71,8 @@ class HTTPExchange:
         self._body_in, self.body_out = anyio.create_memory_object_stream[bytes](math.inf)
         self._body_closed = False
         self._head = scope.get("method") == "HEAD"
+        self._bodiless = self._head
+        self._length_left: int | None = None  # declared body bytes not yet sent
 
     async def receive(self) -> Mapping[str, Any]:
         """The app's ``receive``: the body, then ``http.disconnect`` when it is over."""
@@ -72,22 +84,52 @@ class HTTPExchange:
 
     async def send(self, event: Mapping[str, Any]) -> None:
         """The app's ``send``: checked by the spec's machine, then recorded."""
+        before = self.machine.state
         act = self.machine.send(event)
         if not act or not self.connection.is_connected():
             return
-        self.events.append(dict(event))
         kind = event["type"]
         if kind == "http.response.start":
+            headers = [(bytes(n), bytes(v)) for n, v in event.get("headers") or ()]
+            try:
+                declared = _declared_length(headers)
+            except EventError:
+                self.machine.state = before
+                raise
+            self.events.append(dict(event))
             self.status = int(event["status"])
-            self.headers = [(bytes(n), bytes(v)) for n, v in event.get("headers") or ()]
+            self.headers = headers
+            # HEAD, 204 and 304 announce a length without sending the body (RFC 9110).
+            self._bodiless = self._head or self.status in (204, 304)
+            self._length_left = None if self._bodiless else declared
             self.connection.mark_started()
             self.started.set()
         elif kind == "http.response.body":
             data = await _body_bytes(event)
-            if data and not self._head and not self._body_closed:
+            left = self._length_left
+            if left is not None:
+                if len(data) > left:
+                    # As the server: refused before anything is sent, the app may correct itself.
+                    self.machine.state = before
+                    raise EventError(
+                        "http.response.body",
+                        "body",
+                        f"is {len(data) - left} bytes longer than the content-length",
+                    )
+                left = self._length_left = left - len(data)
+                if self.machine.finished and left and self.exception is None:
+                    # A server closes the connection: the client sees a truncated body.
+                    self.exception = AppProtocolError(
+                        f"the response body ended {left} bytes short of its content-length"
+                    )
+            self.events.append(dict(event))
+            if data and not self._bodiless and not self._body_closed:
                 self._body_in.send_nowait(data)
         elif kind == "http.response.trailers":
+            self.events.append(dict(event))
             self.trailers = [(bytes(n), bytes(v)) for n, v in event.get("headers") or ()]
+        else:
+            self.events.append(dict(event))
         if self.machine.finished:
             self.connection.mark_complete()
             self._close_body()
@@ -173,8 +215,25 @@ class HTTPExchange:
         )
 
 
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The response's content-length, checked as the server checks it; ``None`` if absent."""
+    length: int | None = None
+    for name, value in headers:
+        if name.lower() != b"content-length":
+            continue
+        if not value.isdigit() or len(value) > 18:
+            raise EventError(
+                "http.response.start", "headers", f"content-length {value!r} is not a valid length"
+            )
+        if length is not None and int(value) != length:
+            raise EventError("http.response.start", "headers", "content-length is given twice")
+        length = int(value)
+    return length
+
+
 async def _body_bytes(event: Mapping[str, Any]) -> bytes:
-    offset = int(event.get("offset") or 0)
+    given = event.get("offset")
+    offset = int(given or 0)
     length = event.get("length")
     if event.get("file") is not None:
         path = os.fspath(event["file"])
@@ -189,7 +248,7 @@ async def _body_bytes(event: Mapping[str, Any]) -> bytes:
         fh = event["fh"]
 
         def read_fh() -> bytes:
-            if offset:
+            if given is not None:  # absolute, even 0; absent: where it stands (A-45)
                 fh.seek(offset)
             return bytes(fh.read() if length is None else fh.read(int(length)))
 
