@@ -345,6 +345,14 @@ class ServerConfig:
         choices=("text", "json"),
     )
 
+    metrics_bind: str | None = _opt(
+        None,
+        "serve Prometheus metrics on HOST:PORT, a listener of its own (needs the"
+        " metrics extra: pip install 'pagi-server[metrics]')",
+        "process",
+        metavar="HOST:PORT",
+    )
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -427,6 +435,15 @@ class ServerConfig:
                 )
         for spec in self.bind:
             parse_bind(spec)
+        if self.metrics_bind is not None:
+            try:
+                tcp = parse_bind(self.metrics_bind).kind == "tcp"
+            except ConfigError:
+                tcp = False
+            if not tcp:
+                raise ConfigError(
+                    f"metrics_bind {self.metrics_bind!r}: expected HOST:PORT or [IPV6]:PORT"
+                )
         for header in self.headers:
             name, sep, value = header.partition(":")
             if not sep or not name.strip() or not _TOKEN.fullmatch(name.strip()):

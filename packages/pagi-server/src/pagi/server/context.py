@@ -6,8 +6,10 @@ server uses it to find live connections when it drains.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from contextlib import AbstractContextManager
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,10 +18,13 @@ from pagi.spec import App
 
 if TYPE_CHECKING:
     from pagi.server.accesslog import AccessLog
+    from pagi.server.metrics import Metrics
 
 __all__ = ["LiveConnection", "ServerContext"]
 
 log = logging.getLogger("pagi.server")
+
+_UNTRACKED: AbstractContextManager[None] = contextlib.nullcontext()
 
 
 class LiveConnection(Protocol):
@@ -47,6 +52,7 @@ class ServerContext:
         "config",
         "connections",
         "draining",
+        "metrics",
         "state",
     )
 
@@ -57,16 +63,27 @@ class ServerContext:
         *,
         access_log: AccessLog | None = None,
         state: dict[str, Any] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
         self.config = config
         self.access_log = access_log
         self.state = state
+        #: ``--metrics-bind``: also the ``access_log`` observer (it passes records on).
+        self.metrics = metrics
         self.connections: set[LiveConnection] = set()
         self.draining = False
         self._date_second = -1
         self._date = b""
         self._extra = config.extra_headers()
+
+    def track_connection(self, protocol: str) -> AbstractContextManager[None]:
+        """While a driver serves a connection (an open-connections gauge with metrics)."""
+        return self.metrics.connection(protocol) if self.metrics is not None else _UNTRACKED
+
+    def track_session(self, kind: str) -> AbstractContextManager[None]:
+        """While a WebSocket or SSE session runs (a gauge with metrics)."""
+        return self.metrics.session(kind) if self.metrics is not None else _UNTRACKED
 
     def server_fields(self, has_date: bool, has_server: bool) -> list[tuple[bytes, bytes]]:
         """The ``date`` and ``server`` fields to add when the app did not set them (R-HSRV-1)."""

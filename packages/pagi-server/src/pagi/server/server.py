@@ -60,6 +60,7 @@ from pagi.server.accesslog import AccessLog
 from pagi.server.config import ConfigError, ServerConfig
 from pagi.server.context import ServerContext
 from pagi.server.lifespan import Lifespan, LifespanFailure
+from pagi.server.metrics import Metrics, MetricsListener, MultiprocessRun
 from pagi.server.net.listeners import (
     bind_sockets,
     listener_addresses,
@@ -96,7 +97,7 @@ class _RequestCounter:
 
     __slots__ = ("access_log", "count", "limit", "on_limit")
 
-    def __init__(self, access_log: AccessLog | None, limit: int, on_limit: Any) -> None:
+    def __init__(self, access_log: Any, limit: int, on_limit: Any) -> None:
         self.access_log = access_log
         self.count = 0
         self.limit = limit
@@ -170,6 +171,8 @@ class Server:
         self._created_paths: list[str] = []
         self._reexec = False
         self._kept_fds: list[int] = []
+        self._metrics_listener: MetricsListener | None = None
+        self._metrics_registry: Any = None
 
     # --- blocking entry point ----------------------------------------------------------
     def run(self) -> None:
@@ -226,8 +229,14 @@ class Server:
             drop_privileges(cfg.user, cfg.group)
             return sockets
 
+        metrics: MultiprocessRun | None = None
         try:
-            Supervisor(self.config, self._run_worker, bind).run()
+            supervisor = Supervisor(self.config, self._run_worker, bind)
+            if self.config.metrics_bind:
+                # Bound before the supervisor binds and drops privileges.
+                metrics = MultiprocessRun(self.config.metrics_bind, lambda: len(supervisor.workers))
+                supervisor.on_exit = metrics.worker_exited
+            supervisor.run()
         except OSError as exc:
             log.error("%s", _listen_error(exc))
             raise SystemExit(1) from None
@@ -235,6 +244,8 @@ class Server:
             log.error("%s", exc)
             raise SystemExit(CONFIG_ERROR) from None
         finally:
+            if metrics is not None:
+                metrics.close()
             self._unlink_created()
 
     def _unlink_created(self) -> None:
@@ -417,6 +428,9 @@ class Server:
             for listener in listeners:
                 with anyio.CancelScope(shield=True):
                     await listener.aclose()
+            if self._metrics_listener is not None:
+                self._metrics_listener.close()
+                self._metrics_listener = None
             if not self._reexec:
                 self._unlink_created()
         if failure is not None:
@@ -430,12 +444,14 @@ class Server:
         task_status: anyio.abc.TaskStatus[Any],
     ) -> None:
         observer: Any = self.access_log
+        metrics = None
+        if self.config.metrics_bind:
+            # In a worker the registry is None: values go to the supervisor's directory.
+            metrics = observer = Metrics(self._metrics_registry, access_log=self.access_log)
         if self.config.max_requests:
-            observer = _RequestCounter(
-                self.access_log, self.config.max_requests, self._on_max_requests
-            )
+            observer = _RequestCounter(observer, self.config.max_requests, self._on_max_requests)
         self.ctx = ctx = ServerContext(
-            self.app, self.config, access_log=observer, state=lifespan.state
+            self.app, self.config, access_log=observer, state=lifespan.state, metrics=metrics
         )
         self._banner(ssl_context is not None)
         # Everything loaded so far (the app, its modules, lifespan state) lives
@@ -506,6 +522,11 @@ class Server:
                     await anyio.sleep(0.02)
 
     async def _listen(self) -> list[anyio.abc.SocketListener]:
+        if self.config.metrics_bind and self.link is None and self._metrics_listener is None:
+            # One process: its own scrape endpoint (a supervisor has the workers' one).
+            self._metrics_listener, self._metrics_registry = MetricsListener.single_process(
+                self.config.metrics_bind
+            )
         sockets = self._sockets
         if not sockets:
             sockets, self._created_paths = bind_sockets(self.config)

@@ -148,6 +148,8 @@ class Supervisor:
         self._rolling_current: int | None = None
         self._sockets: list[socket.socket] = []
         self._deadline: float | None = None
+        #: Called with the pid of every reaped worker (metrics bookkeeping).
+        self.on_exit: Callable[[int], None] | None = None
 
     # --- forking ------------------------------------------------------------------------
     def _spawn(self, number: int, replaces: int | None = None) -> int:
@@ -280,6 +282,11 @@ class Supervisor:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
+            if self.on_exit is not None:
+                try:
+                    self.on_exit(pid)
+                except Exception:
+                    log.exception("after worker %d exited", worker.number)
             if worker.fd >= 0:
                 os.close(worker.fd)
             code = os.waitstatus_to_exitcode(status)

@@ -338,6 +338,8 @@ class H2Connection:
         """A server-made response without running the app (431, 413, 501)."""
         if self.closed:
             return
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.answered(status)
         headers = [
             (b":status", b"%d" % status),
             (b"content-length", b"0"),

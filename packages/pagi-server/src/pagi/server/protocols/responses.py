@@ -96,6 +96,8 @@ def error_response(
     headers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """The fields (without framing) and body of a server-generated answer."""
+    if ctx.metrics is not None:
+        ctx.metrics.answered(status)  # limit rejections (413, 414, 431, 503, 408)
     body = ((text if text is not None else HTTPStatus(status).phrase) + "\n").encode("utf-8")
     fields = [_TEXT_PLAIN, (b"content-length", b"%d" % len(body))]
     fields.extend(ctx.server_fields(False, False))

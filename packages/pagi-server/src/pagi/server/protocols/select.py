@@ -46,8 +46,11 @@ async def serve_connection(
 ) -> None:
     """Serve one accepted (and, if TLS, handshaken) connection to its end."""
     if choose_protocol(alpn, http2=ctx.config.http2) == "h2":
-        await H2Connection(ctx, stream, info).run()
+        with ctx.track_connection("h2"):
+            await H2Connection(ctx, stream, info).run()
         return
-    handoff = await H1Connection(ctx, stream, info).run()
+    with ctx.track_connection("http/1.1"):
+        handoff = await H1Connection(ctx, stream, info).run()
     if handoff is not None:  # the prior-knowledge preface: it speaks HTTP/2
-        await H2Connection(ctx, stream, info, initial=handoff).run()
+        with ctx.track_connection("h2"):
+            await H2Connection(ctx, stream, info, initial=handoff).run()

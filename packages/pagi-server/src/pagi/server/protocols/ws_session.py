@@ -226,12 +226,13 @@ class WebSocketSession:
         if ctx.draining:
             self._draining = True
         try:
-            async with anyio.create_task_group() as tg:
-                self._outer = tg.cancel_scope
-                tg.start_soon(self._io)
-                await self.stream.run(self.ctx.app)
-                await self._closed.wait()
-                tg.cancel_scope.cancel()
+            with ctx.track_session("websocket"):
+                async with anyio.create_task_group() as tg:
+                    self._outer = tg.cancel_scope
+                    tg.start_soon(self._io)
+                    await self.stream.run(self.ctx.app)
+                    await self._closed.wait()
+                    tg.cancel_scope.cancel()
         finally:
             self.carrier.detach(self)
             if ctx.access_log is not None:

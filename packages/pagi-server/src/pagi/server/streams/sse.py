@@ -335,7 +335,8 @@ async def serve_sse(
     if ctx.draining:
         entry.begin_drain()
     try:
-        await sse.run(ctx.app)
+        with ctx.track_session("sse"):
+            await sse.run(ctx.app)
     finally:
         ctx.connections.discard(entry)
         if conn is not None:
