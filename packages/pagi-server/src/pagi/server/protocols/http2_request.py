@@ -16,7 +16,9 @@ Malformed (:class:`MalformedRequest`):
 * a pseudo-header that is unknown, repeated, or after a regular field, or
   ``:method``/``:scheme``/``:path`` missing (``:path`` may be absent only for
   CONNECT); a method that is not a token or a scheme that is not a scheme
-  (8.3.1) -- both are later decoded as ASCII;
+  (8.3.1) -- both are later decoded as ASCII; a ``:path`` that is not
+  visible ASCII (the HTTP/1.1 target rule; obs-text, 0x80-0xFF, is allowed
+  in field values only, and passed on as bytes);
 * a connection-specific field (``connection``, ``keep-alive``,
   ``proxy-connection``, ``transfer-encoding``, ``upgrade``) or ``te`` other
   than ``trailers`` (8.2.2);
@@ -37,6 +39,8 @@ _FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*")
+#: A request target is visible ASCII, as on HTTP/1.1 (obs-text is for field values only).
+_TARGET = re.compile(rb"[\x21-\x7e]+")
 _CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
@@ -126,6 +130,8 @@ def read_request_head(fields: Iterable[tuple[bytes, bytes]]) -> RequestHead:
     if scheme is not None and _SCHEME.fullmatch(scheme) is None:
         raise MalformedRequest(":scheme is not a URI scheme")
     head.path = pseudo.get(b":path", b"")
+    if head.path and _TARGET.fullmatch(head.path) is None:
+        raise MalformedRequest(":path is not visible ASCII")
     if method != b"CONNECT" and (scheme is None or not head.path):
         raise MalformedRequest(":scheme or :path is missing")
     head.scheme = scheme or b""
