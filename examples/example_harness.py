@@ -178,6 +178,24 @@ class Page:
             httpx.get(f"{devtools}/json/close/{target['id']}", timeout=10)
 
     def eval(self, expression: str) -> Any:
+        """Evaluate ``expression`` in the tab and return its value.
+
+        Right after a tab opens (or navigates) Chromium may answer that it has
+        no execution context yet; that is retried for a few seconds rather
+        than reported as the page's failure.
+        """
+        deadline = time.monotonic() + 5
+        while True:
+            reply = self._evaluate(expression)
+            if "result" in reply:
+                result = reply["result"]
+                assert "exceptionDetails" not in result, result
+                return result["result"].get("value")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"DevTools refused {expression!r}: {reply.get('error')}")
+            time.sleep(0.05)  # no execution context yet: the page is still starting
+
+    def _evaluate(self, expression: str) -> dict[str, Any]:
         call_id = next(self._ids)
         self.ws.send(
             json.dumps(
@@ -189,11 +207,9 @@ class Page:
             )
         )
         while True:
-            reply = json.loads(self.ws.recv(timeout=10))
+            reply: dict[str, Any] = json.loads(self.ws.recv(timeout=10))
             if reply.get("id") == call_id:
-                result = reply["result"]
-                assert "exceptionDetails" not in result, result
-                return result["result"].get("value")
+                return reply
 
     def wait(self, expression: str, timeout: float = 10.0) -> Any:
         """Wait until ``expression`` is truthy in the page; returns its value."""
