@@ -78,6 +78,8 @@ _RUN_ASGI = (
 
 
 def _refuse_asgi_keys(event: Mapping[str, Any], event_type: str) -> None:
+    if "more_body" not in event and "more_trailers" not in event:
+        return  # the common case, on every send: two lookups and no loop
     for key, pagi_spelling in ASGI_RENAMED_KEYS.items():
         if key in event:
             raise EventError(

@@ -330,7 +330,9 @@ class H1Connection:
             # No further request is read (or parsed) while the answers so far
             # sit above the high mark: a client that pipelines and never reads
             # gets no more than the outbound buffer holds.
-            await self.outbox.flush()
+            outbox = self.outbox
+            if outbox.buffered >= outbox.high:
+                await outbox.flush()
         return None
 
     async def _read_head(self) -> RequestHead | _Switch | None:

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
@@ -56,15 +55,17 @@ def status_line(status: int) -> bytes:
     return line
 
 
-@dataclass(slots=True)
 class ResponseFields:
     """An application's response headers after the shared rules."""
 
-    fields: list[tuple[bytes, bytes]] = field(default_factory=list)
-    content_length: bytes | None = None  # the app's value, validated by the stream
-    close: bool = False  # the app asked for ``connection: close``
-    has_date: bool = False
-    has_server: bool = False
+    __slots__ = ("close", "content_length", "fields", "has_date", "has_server")
+
+    def __init__(self) -> None:
+        self.fields: list[tuple[bytes, bytes]] = []
+        self.content_length: bytes | None = None  # the app's value, validated by the stream
+        self.close = False  # the app asked for ``connection: close``
+        self.has_date = False
+        self.has_server = False
 
 
 def filter_response_fields(headers: list[tuple[bytes, bytes]]) -> ResponseFields:
