@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -64,8 +65,14 @@ def test_streamed_body_compressed_chunked_and_decoded_by_httpx(server: str) -> N
     assert response.text.count("\n") == 50 and response.text.startswith("line 0 line 0")
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_compressed(server: str) -> None:
+    if shutil.which("curl") is None:
+        # Skipped on a machine without curl, naming the fix; .ci/run installs it
+        # and sets PAGI_REQUIRE_SYSTEM_TOOLS=1, which makes this a failure.
+        message = "curl is not installed: apt-get install curl"
+        if os.environ.get("PAGI_REQUIRE_SYSTEM_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     for path in ("/json", "/stream"):
         result = subprocess.run(
             ["curl", "-sS", "--compressed", "-D", "-", f"http://{server}{path}"],
