@@ -43,8 +43,9 @@ def _run(*args: str | Path, cwd: Path = ROOT) -> None:
 
 @pytest.mark.timeout(300)
 def test_the_four_wheels_install_with_pip_and_serve_hello(tmp_path: Path) -> None:
-    uv = shutil.which("uv")
-    assert uv, "uv is not on PATH"
+    # `uv run` names itself in $UV (uv may have been started as `python3 -m uv`).
+    uv = os.environ.get("UV") or shutil.which("uv")
+    assert uv, "uv is neither in $UV nor on PATH"
     dist = tmp_path / "dist"
     _run(uv, "build", "--all-packages", "--wheel", "-o", dist)
     wheels = sorted(dist.glob("*.whl"))
