@@ -25,10 +25,3 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="build the wheels, pip-install them into a fresh venv and serve hello "
         "(examples/hello/test_hello_from_wheels.py; needs the package index, ~20 s)",
     )
-    parser.addoption(
-        "--ws-conformance-full",
-        action="store_true",
-        default=False,
-        help="run every case of the WebSocket frame conformance table "
-        "(packages/pagi-server/tests/test_server_ws_conformance.py), not only the fast ones",
-    )
