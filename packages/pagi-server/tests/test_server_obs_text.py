@@ -90,3 +90,20 @@ async def test_h2_path_must_be_visible_ascii(serve: Any) -> None:
         assert client.statuses() == {good: b"200"}
         assert client.goaway() is None
     assert len(seen) == 1  # only the good request reached the app
+
+
+async def test_h2_control_characters_in_values_are_refused_like_h1(serve: Any) -> None:
+    """HTTP/1.1 refuses CTLs in field values (400); HTTP/2 makes them stream errors."""
+    seen: list[list[tuple[bytes, bytes]]] = []
+    async with serve(_recording_app(seen)) as running:
+        client = H2Client(await running.connect(), validate=False)
+        await client.start()
+        bad = [
+            await client.request(request_headers(extra=((b"x-ctl", value),)))
+            for value in (b"a\x01b", b"a\x1fb", b"a\x7fb")
+        ]
+        tab = await client.request(request_headers(extra=((b"x-tab", b"a\tb"),)))
+        await client.until(lambda seen: tab in client.ended() and set(bad) <= set(client.resets()))
+        assert [client.resets()[sid] for sid in bad] == [ErrorCodes.PROTOCOL_ERROR] * len(bad)
+        assert client.statuses() == {tab: b"200"}
+    assert len(seen) == 1 and _value(seen[0], b"x-tab") == b"a\tb"

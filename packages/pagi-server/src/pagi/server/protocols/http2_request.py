@@ -11,8 +11,9 @@ of generators cost more than the request itself.
 
 Malformed (:class:`MalformedRequest`):
 
-* a field name that is not a lower-case token, or a value with NUL, CR or
-  LF or with leading or trailing whitespace (8.2.1);
+* a field name that is not a lower-case token, or a value with a control
+  character other than HTAB (NUL, CR and LF by 8.2.1, the rest as HTTP/1.1
+  refuses them) or with leading or trailing whitespace (8.2.1);
 * a pseudo-header that is unknown, repeated, or after a regular field, or
   ``:method``/``:scheme``/``:path`` missing (``:path`` may be absent only for
   CONNECT); a method that is not a token or a scheme that is not a scheme
@@ -36,7 +37,10 @@ from collections.abc import Iterable
 __all__ = ["MalformedRequest", "RequestHead", "read_request_head"]
 
 _FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
-_BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
+# RFC 9113 8.2.1 forbids NUL, CR and LF; the other control characters (HTAB
+# aside) are refused too, as the HTTP/1.1 parser does (RFC 9110 5.5), so the
+# two drivers let the same values through.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|\A[ \t]|[ \t]\Z")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*")
 #: A request target is visible ASCII, as on HTTP/1.1 (obs-text is for field values only).
