@@ -164,6 +164,10 @@ class Server:
         self.addresses: list[tuple[str, int | None]] = []
         self.ctx: ServerContext | None = None
         self._accept_scopes: list[anyio.CancelScope] = []
+        #: Accepted connections whose handler has not finished (some not yet
+        #: registered: a TLS handshake, or a task not started yet). The drain
+        #: waits for them too, so none is cut off unanswered.
+        self._handling = 0
         #: A worker leaves SIGINT to its supervisor (a terminal's Ctrl-C reaches the
         #: whole process group; the supervisor turns it into one SIGTERM per worker).
         self.handle_sigint = True
@@ -511,7 +515,10 @@ class Server:
         for conn in list(ctx.connections):
             conn.begin_drain()
         with anyio.move_on_after(self.config.shutdown_timeout):
-            while ctx.connections:
+            # Connections accepted before the drain but not registered yet (their
+            # task not started, or a TLS handshake under way) are waited for too:
+            # they answer their first request and close.
+            while ctx.connections or self._handling:
                 await anyio.sleep(0.02)
         if ctx.connections:
             log.warning("shutdown timeout: closing %d connection(s)", len(ctx.connections))
@@ -574,7 +581,19 @@ class Server:
                     log.exception("could not set up an accepted connection")
                     continue
                 for stream in streams:
-                    tg.start_soon(self._handle, stream, ctx, ssl_context)
+                    self._handling += 1
+                    tg.start_soon(self._handle_counted, stream, ctx, ssl_context)
+
+    async def _handle_counted(
+        self,
+        raw: anyio.abc.ByteStream,
+        ctx: ServerContext,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        try:
+            await self._handle(raw, ctx, ssl_context)
+        finally:
+            self._handling -= 1
 
     async def _handle(
         self,

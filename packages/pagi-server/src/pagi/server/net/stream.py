@@ -362,6 +362,17 @@ async def accept(listener: anyio.abc.SocketListener) -> list[anyio.abc.ByteStrea
             break  # e.g. EMFILE: serve what we have; the next wake-up reports it
         more.setblocking(False)
         clients.append(more)
+    # Once a connection is taken from the kernel it is ours to serve: a drain
+    # that cancels the accept loop now must not close what was just accepted
+    # (its client's request would get no answer). Setting up is quick.
+    with anyio.CancelScope(shield=True):
+        streams = await _set_up(loop, clients)
+    return streams
+
+
+async def _set_up(
+    loop: asyncio.AbstractEventLoop, clients: list[socket.socket]
+) -> list[anyio.abc.ByteStream]:
     streams: list[anyio.abc.ByteStream] = []
     for index, sock in enumerate(clients):
         if sock.family in (socket.AF_INET, socket.AF_INET6):

@@ -308,7 +308,13 @@ class H1Connection:
 
     # --- requests, one after another ---------------------------------------------------
     async def _serve_requests(self) -> _Switch | None:
-        while not self.closing and not self.ctx.draining:
+        while True:
+            # A connection accepted just before a drain still gets its first
+            # request answered (with connection: close): its client has sent it
+            # or is about to, and dropping it would fail the request (workers
+            # replaced under load). Later requests are not read once draining.
+            if self._requests and (self.closing or self.ctx.draining):
+                return None
             head = await self._read_head()
             if head is None or isinstance(head, _Switch):
                 return head
