@@ -95,7 +95,6 @@ from wsproto.extensions import Extension
 from wsproto.utilities import LocalProtocolError
 
 from pagi.server.protocols.ws_handshake import (
-    SERVER_OWNED,
     SizeLimits,
     accept_fields,
     negotiate_deflate,
@@ -482,15 +481,8 @@ class WebSocketSession:
         await self.carrier.flush()
 
     async def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        fields: list[tuple[bytes, bytes]] = []
-        has_date = has_server = False
-        for name, value in headers:
-            name = bytes(name).lower()
-            if name in SERVER_OWNED:
-                continue
-            has_date = has_date or name == b"date"
-            has_server = has_server or name == b"server"
-            fields.append((name, bytes(value)))
+        # The same field rules as an accept, without subprotocol or extensions.
+        fields, has_date, has_server = accept_fields(None, None, headers)
         fields.extend(self.ctx.server_fields(has_date, has_server))
         self.bytes_sent += len(body)
         self.carrier.refuse(status, fields, body)
