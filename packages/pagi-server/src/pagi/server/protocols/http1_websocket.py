@@ -15,10 +15,9 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from wsproto.utilities import generate_accept_token
 
 from pagi.server.protocols.responses import simple_response, status_line
-from pagi.server.protocols.ws_handshake import HandshakeError, check_handshake
+from pagi.server.protocols.ws_handshake import HandshakeError, accept_token, check_handshake
 from pagi.server.protocols.ws_session import WebSocketSession
 from pagi.server.streams.http import HTTPStream
 from pagi.server.transport import TransportHandle
@@ -84,7 +83,7 @@ class H1Carrier:
             status_line(101),
             b"upgrade: websocket\r\n",
             b"connection: Upgrade\r\n",
-            b"sec-websocket-accept: " + generate_accept_token(self.key) + b"\r\n",
+            b"sec-websocket-accept: " + accept_token(self.key) + b"\r\n",
         ]
         lines.extend(name + b": " + value + b"\r\n" for name, value in fields)
         lines.append(b"\r\n")

@@ -15,44 +15,43 @@ both carriers share it:
   application is never called for a bad handshake.
 * :func:`negotiate_deflate` picks the first usable permessage-deflate offer
   (RFC 7692) within the server's window-bit limit and returns the extension
-  object and the reply value.
+  parameters and the reply value.
 * :func:`accept_fields` builds the response fields of an accepted
   handshake: subprotocol, extension reply, the application's own headers
   minus those the server owns. The carrier adds what its protocol needs
   (``101`` + ``Sec-WebSocket-Accept`` on HTTP/1.1, ``:status 200`` on
   HTTP/2).
 
-The size limits travel as a ``wsproto`` extension (:class:`SizeLimits`)
-placed after permessage-deflate, so they count decompressed bytes, and
-:class:`BoundedDeflate` never inflates past the message limit, so a small
-compressed bomb closes with 1009 instead of filling memory.
+* :func:`accept_token` computes ``Sec-WebSocket-Accept`` from the key.
+
+The frames themselves, size limits and inflation bounds included, are
+``ws_frames``'s business; this module only hands it the negotiated
+:class:`~pagi.server.protocols.ws_frames.DeflateParams`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import zlib
+import hashlib
 from typing import TYPE_CHECKING, Any, Literal
 
-from wsproto.extensions import Extension, PerMessageDeflate
-from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
-
+from pagi.server.protocols.ws_frames import DeflateParams
 from pagi.server.streams.dispatch import split_tokens
 
 if TYPE_CHECKING:
     from pagi.server.config import ServerConfig
 
 __all__ = [
-    "BoundedDeflate",
     "HandshakeError",
-    "SizeLimits",
     "accept_fields",
+    "accept_token",
     "check_handshake",
     "negotiate_deflate",
 ]
 
-_DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY)
+#: RFC 6455 1.3: the GUID appended to the client's key before hashing.
+_ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: Response fields the server writes itself; the application's copies are dropped.
 SERVER_OWNED = frozenset(
     {
@@ -122,115 +121,6 @@ def check_handshake(
     return key
 
 
-class SizeLimits(Extension):
-    """Frame and message size caps, checked as bytes arrive (always active).
-
-    Placed after permessage-deflate, so it counts decompressed bytes.
-    """
-
-    name = "x-pagi-limits"  # never negotiated
-
-    def __init__(self, max_frame: int, max_message: int) -> None:
-        self._max_frame = max_frame
-        self._max_message = max_message
-        self._data_frame = False
-        self._size = 0
-
-    def enabled(self) -> bool:
-        return True
-
-    def offer(self) -> bool:
-        return False
-
-    def frame_inbound_header(
-        self, proto: Any, opcode: Opcode, rsv: RsvBits, payload_length: int
-    ) -> CloseReason | RsvBits:
-        if payload_length > self._max_frame:
-            return CloseReason.MESSAGE_TOO_BIG
-        self._data_frame = not opcode.iscontrol()
-        if opcode in _DATA_OPCODES:
-            self._size = 0
-        return RsvBits(False, False, False)
-
-    def frame_inbound_payload_data(self, proto: Any, data: bytes) -> bytes | CloseReason:
-        if self._data_frame:
-            self._size += len(data)
-            if self._size > self._max_message:
-                return CloseReason.MESSAGE_TOO_BIG
-        return data
-
-
-class BoundedDeflate(PerMessageDeflate):
-    """permessage-deflate with bounded inflation and a memory-conscious compressor.
-
-    Differences from ``wsproto``'s class: decompression never produces more
-    than the message limit (a compression bomb closes with 1009 instead of
-    filling memory), a control frame between the fragments of a compressed
-    message does not reset the message's state, and the compressor uses a
-    memory level sized to the window instead of zlib's default.
-    """
-
-    def __init__(self, *, max_message: int, mem_level: int, **options: Any) -> None:
-        super().__init__(**options)
-        self._max_message = max_message
-        self._mem_level = mem_level
-        self._inflated = 0
-        self._control = False
-
-    def frame_inbound_header(
-        self, proto: Any, opcode: Opcode, rsv: RsvBits, payload_length: int
-    ) -> CloseReason | RsvBits:
-        self._control = opcode.iscontrol()
-        if opcode in _DATA_OPCODES:
-            self._inflated = 0
-        result: CloseReason | RsvBits = super().frame_inbound_header(
-            proto, opcode, rsv, payload_length
-        )
-        return result
-
-    def _inflate(self, data: bytes) -> bytes | CloseReason:
-        assert self._decompressor is not None
-        room = self._max_message - self._inflated
-        try:
-            out: bytes = self._decompressor.decompress(data, room + 1)
-        except zlib.error:
-            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
-        if len(out) > room:
-            return CloseReason.MESSAGE_TOO_BIG
-        self._inflated += len(out)
-        return out
-
-    def frame_inbound_payload_data(self, proto: Any, data: bytes) -> bytes | CloseReason:
-        if self._control or not self._inbound_compressed or not self._inbound_is_compressible:
-            return data
-        return self._inflate(bytes(data))
-
-    def frame_inbound_complete(self, proto: Any, fin: bool) -> bytes | CloseReason | None:
-        if self._control or not fin:
-            return None
-        if not self._inbound_compressed:
-            self._inbound_compressed = None
-            return None
-        out = self._inflate(b"\x00\x00\xff\xff")
-        if self.client_no_context_takeover:
-            self._decompressor = None
-        self._inbound_compressed = None
-        return out
-
-    def frame_outbound(
-        self, proto: Any, opcode: Opcode, rsv: RsvBits, data: bytes, fin: bool
-    ) -> tuple[RsvBits, bytes]:
-        if self._compressor is None and opcode in _DATA_OPCODES:
-            self._compressor = zlib.compressobj(
-                zlib.Z_DEFAULT_COMPRESSION,
-                zlib.DEFLATED,
-                -self.server_max_window_bits,
-                self._mem_level,
-            )
-        result: tuple[RsvBits, bytes] = super().frame_outbound(proto, opcode, rsv, data, fin)
-        return result
-
-
 def _parse_offer(offer: str) -> dict[str, str | None] | None:
     """The parameters of one permessage-deflate offer, or ``None`` if it is invalid."""
     parts = [p.strip() for p in offer.split(";")]
@@ -261,10 +151,15 @@ def _parse_offer(offer: str) -> dict[str, str | None] | None:
     return params
 
 
+def accept_token(key: bytes) -> bytes:
+    """``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key`` (RFC 6455 4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key.strip() + _ACCEPT_GUID).digest())
+
+
 def negotiate_deflate(
     headers: list[tuple[bytes, bytes]], config: ServerConfig
-) -> tuple[BoundedDeflate, str] | None:
-    """Accept the first usable permessage-deflate offer: the extension and the reply."""
+) -> tuple[DeflateParams, str] | None:
+    """Accept the first usable permessage-deflate offer: its parameters and the reply."""
     if not config.ws_per_message_deflate:
         return None
     ours = config.ws_deflate_window_bits
@@ -291,16 +186,16 @@ def negotiate_deflate(
                 offered = params["client_max_window_bits"]
                 client_bits = min(int(offered) if offered else 15, ours)
                 reply.append(f"client_max_window_bits={client_bits}")
-            ext = BoundedDeflate(
-                max_message=config.max_ws_message_size,
-                mem_level=max(1, min(9, server_bits - 7)),
-                client_no_context_takeover=client_nct,
+            negotiated = DeflateParams(
+                server_window_bits=server_bits,
+                # zlib inflates a raw stream with a 9-bit window at least.
+                client_window_bits=max(9, client_bits),
                 server_no_context_takeover=server_nct,
-                client_max_window_bits=max(9, client_bits),
-                server_max_window_bits=server_bits,
+                client_no_context_takeover=client_nct,
+                # A memory level to match the window: ~32 KiB at 12 bits, not 256 KiB.
+                mem_level=max(1, min(9, server_bits - 7)),
             )
-            ext.finalize("permessage-deflate")
-            return ext, "; ".join(reply)
+            return negotiated, "; ".join(reply)
     return None
 
 

@@ -1,4 +1,4 @@
-"""A WebSocket session (RFC 6455 framing over ``wsproto``) on any carrier.
+"""A WebSocket session (RFC 6455 framing, ``ws_frames``) on any carrier.
 
 Theory of operation
 -------------------
@@ -18,15 +18,16 @@ session is the same on both.
    :class:`~pagi.server.streams.websocket.WebSocketWire` methods: an accept
    (with permessage-deflate when the client offered it and the server
    allows it), ``403`` or the app's own HTTP response.
-2. **Open**: the *reader* (in the session's I/O task) feeds bytes to a
-   server-side ``wsproto`` connection and turns its events into whole
-   messages for the stream (fragments reassembled, pings answered, UTF-8
-   checked per fragment by ``wsproto``), and stops reading while the
-   stream's receive queue is full (see *Backpressure*); the *timer*, started
-   only when something needs it, sends keepalive pings and watches the
-   pong, idle and close deadlines. Every frame is produced by one
-   synchronous ``wsproto`` call and queued whole, so concurrent senders
-   never interleave frames and the deflate context stays in order.
+2. **Open**: the *reader* (in the session's I/O task) feeds bytes to the
+   connection's :class:`~pagi.server.protocols.ws_frames.FrameCodec`,
+   hands the whole messages it returns to the stream (the codec joins
+   fragments, inflates and checks UTF-8 as bytes arrive), answers pings,
+   and stops reading while the stream's receive queue is full (see
+   *Backpressure*); the *timer*, started only when something needs it,
+   sends keepalive pings and watches the pong, idle and close deadlines.
+   Every frame is produced by one synchronous codec call and queued whole,
+   so concurrent senders never interleave frames and the deflate context
+   stays in order.
 3. **Closing**: whoever closes first decides what the app is told
    (R-WS-30..34): a peer's Close is echoed and reported with its own code
    (1005 when it had none); a server-side close (app, shutdown 1001, queue
@@ -50,10 +51,10 @@ connection at the default of 12 bits instead of zlib's 256 KiB.
 
 Backpressure: the receive queue is also bounded in bytes, by
 ``max_receive_queue_bytes`` of decompressed payload, and that bound never
-closes the connection. ``wsproto`` parses frames lazily, so the reader
+closes the connection. The codec parses only when asked, so the reader
 stops pulling events from it as soon as a queued message leaves the stream
 :attr:`~pagi.server.streams.websocket.WebSocketStream.backlogged`; the
-rest of the bytes already read stay unparsed in ``wsproto``'s buffer
+rest of the bytes already read stay unparsed in the codec's buffer
 (at most one 64 KiB read) and the socket is not read again. The client's
 writes then stall in TCP. When the app has taken the queue down to half the
 bound (or the session ends, e.g. a server-side Close whose answer must be
@@ -81,24 +82,17 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
-from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    Event,
+
+from pagi.server.protocols.ws_frames import (
+    Close,
+    CodecState,
+    FrameCodec,
     Message,
     Ping,
     Pong,
-    TextMessage,
+    Violation,
 )
-from wsproto.extensions import Extension
-from wsproto.utilities import LocalProtocolError
-
-from pagi.server.protocols.ws_handshake import (
-    SizeLimits,
-    accept_fields,
-    negotiate_deflate,
-)
+from pagi.server.protocols.ws_handshake import accept_fields, negotiate_deflate
 from pagi.server.streams.websocket import WebSocketStream
 from pagi.server.transport import TransportHandle
 from pagi.spec import DisconnectReason
@@ -190,11 +184,10 @@ class WebSocketSession:
             max_queue=self.cfg.max_receive_queue,
             max_queue_bytes=self.cfg.max_receive_queue_bytes,
         )
-        self.ws: Connection | None = None
+        self.ws: FrameCodec | None = None  # set when the app accepts
         self.bytes_sent = 0
         self._pending = bytearray(leftover)
         self._handshake_over = anyio.Event()
-        self._fragments: list[Any] = []
         self._failed = False  # a protocol violation: stop parsing, discard input
         self._backlogged = False  # the receive queue is full: parse and read nothing more
         self._half_closed = False
@@ -334,7 +327,7 @@ class WebSocketSession:
                 if len(self._pending) > _PENDING_LIMIT:
                     await self._handshake_over.wait()
                 continue
-            if self._failed or self.ws.state is ConnectionState.CLOSED:
+            if self._failed or self.ws.state is CodecState.CLOSED:
                 continue
             self._feed(data)
             if carrier.congested():
@@ -351,7 +344,7 @@ class WebSocketSession:
         if self._timer_wakeup is not None:
             self._timer_wakeup.set()  # deadlines changed (the timer runs only if needed)
         ws = self.ws
-        if ws is None or self._failed or ws.state is ConnectionState.CLOSED:
+        if ws is None or self._failed or ws.state is CodecState.CLOSED:
             return
         self._process()  # the frames left unparsed when the queue filled
         if self.carrier.congested():
@@ -359,7 +352,7 @@ class WebSocketSession:
 
     def _on_eof(self, reason: str) -> None:
         ws = self.ws
-        if ws is None or ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+        if ws is None or ws.state in (CodecState.OPEN, CodecState.REMOTE_CLOSING):
             self.stream.disconnected(1006, reason)  # gone without a Close frame (R-WS-32)
         self._finish()
 
@@ -370,108 +363,94 @@ class WebSocketSession:
         self._process()
 
     def _process(self) -> None:
-        """Act on the events in what ``wsproto`` holds, until it needs more or the queue fills.
+        """Act on the events in what the codec holds, until it needs more or the queue fills.
 
-        Leaving ``ws.events()`` early is safe: the frame parser keeps its
-        state, and the unparsed bytes, in the connection, and the next call
-        carries on where this one stopped.
+        Leaving early is safe: the codec keeps the unparsed bytes and its
+        place, and the next call carries on where this one stopped.
         """
         ws = self.ws
         assert ws is not None
-        if self.stream.backlogged:
+        stream = self.stream
+        if stream.backlogged:
             self._backlogged = True
             return
-        for event in ws.events():
+        while (event := ws.next_event()) is not None:
             if isinstance(event, Message):
-                self._on_message(event)
-                if self.stream.backlogged:
+                if self._close_sent_at is not None:
+                    continue  # we are closing: the app is no longer listening
+                self._last_activity = anyio.current_time()
+                if not stream.feed_message(event.data):
+                    self._server_close(
+                        1008, "receive queue overflow", DisconnectReason.QUEUE_OVERFLOW
+                    )  # R-WSP-4
+                if stream.backlogged:
                     self._backlogged = True
                     return
             elif isinstance(event, Ping):
-                if ws.state is ConnectionState.OPEN:
-                    self._write(event.response())
+                if ws.state is CodecState.OPEN:
+                    self._write(ws.pong(event.payload))
             elif isinstance(event, Pong):
                 self._unanswered_since = None
-            elif isinstance(event, CloseConnection):
+            elif isinstance(event, Close):
                 self._on_close(event)
                 return
+            else:
+                self._on_violation(event)
+                return
 
-    def _on_message(self, event: Message[Any]) -> None:
-        if self._close_sent_at is not None:
-            return  # we are closing: the app is no longer listening
-        self._fragments.append(event.data)
-        if not event.message_finished:
-            return
-        if isinstance(event, TextMessage):
-            message: str | bytes = "".join(self._fragments)
-        else:
-            message = b"".join(self._fragments)
-        self._fragments = []
-        self._last_activity = anyio.current_time()
-        if not self.stream.feed_message(message):
-            self._server_close(
-                1008, "receive queue overflow", DisconnectReason.QUEUE_OVERFLOW
-            )  # R-WSP-4
-
-    def _on_close(self, event: CloseConnection) -> None:
+    def _on_close(self, event: Close) -> None:
         ws = self.ws
         assert ws is not None
-        state = ws.state
-        if state is ConnectionState.REMOTE_CLOSING:
+        if ws.state is CodecState.REMOTE_CLOSING:
             # The peer closes first: echo its code, report it unchanged (R-WS-31).
-            self.stream.disconnected(int(event.code), event.reason or "")
-            self._write(event.response())
-            self._finish()
-        elif state is ConnectionState.CLOSED:
-            self._finish()  # the answer to our Close
-        else:
-            # wsproto reports a violation as a Close it did not receive (state unchanged).
-            code = int(event.code)
-            token = (
-                DisconnectReason.BODY_TOO_LARGE if code == 1009 else DisconnectReason.PROTOCOL_ERROR
-            )
-            self._failed = True
-            self.stream.disconnected(code, token)
-            if state is ConnectionState.OPEN:
-                self._write(CloseConnection(code=code))
-                log.debug("WebSocket protocol violation from %s: %s", self.carrier.peer, event)
-            self._close_sent_at = self._close_sent_at or anyio.current_time()
-            self._wake_timer()  # the timer task half-closes; the reader waits for EOF
+            self.stream.disconnected(event.code, event.reason)
+            self._write(ws.close(event.code, event.reason))
+        self._finish()  # otherwise the answer to our Close: the handshake is over
+
+    def _on_violation(self, event: Violation) -> None:
+        """The peer broke the protocol: Close with the codec's code, report it, wait for EOF."""
+        ws = self.ws
+        assert ws is not None
+        code = event.code
+        token = DisconnectReason.BODY_TOO_LARGE if code == 1009 else DisconnectReason.PROTOCOL_ERROR
+        self._failed = True
+        self.stream.disconnected(code, token)
+        if ws.state is CodecState.OPEN:
+            self._write(ws.close(code))
+            log.debug("WebSocket protocol violation from %s: %s", self.carrier.peer, event.detail)
+        self._close_sent_at = self._close_sent_at or anyio.current_time()
+        self._wake_timer()  # the timer task half-closes; the reader waits for EOF
 
     # --- writing -------------------------------------------------------------------------
-    def _write(self, event: Event) -> None:
+    def _write(self, frame: bytes) -> None:
         """Queue a server-owned frame (pong, ping, close) without waiting."""
-        assert self.ws is not None
-        try:
-            data = self.ws.send(event)
-        except LocalProtocolError:
-            return
-        self.bytes_sent += len(data)
-        self.carrier.write_nowait(data)
+        self.bytes_sent += len(frame)
+        self.carrier.write_nowait(frame)
 
     def _server_close(self, code: int, text: str, token: str) -> None:
         """Start a closing handshake the server decided on."""
         ws = self.ws
-        if ws is None or ws.state is not ConnectionState.OPEN:
+        if ws is None or ws.state is not CodecState.OPEN:
             return
         self.stream.disconnected(code, token)
-        self._write(CloseConnection(code=code, reason=text))
+        self._write(ws.close(code, text))
         self._close_sent_at = anyio.current_time()
         self._wake_timer()
 
     # --- WebSocketWire ---------------------------------------------------------------------
     async def accept(self, subprotocol: str | None, headers: list[tuple[bytes, bytes]]) -> None:
-        extensions: list[Extension] = []
-        reply = None
+        params = reply = None
         if self.deflate is not None:
-            ext, reply = self.deflate
-            extensions.append(ext)
-        extensions.append(SizeLimits(self.cfg.max_ws_frame_size, self.cfg.max_ws_message_size))
+            params, reply = self.deflate
         fields, has_date, has_server = accept_fields(subprotocol, reply, headers)
         fields.extend(self.ctx.server_fields(has_date, has_server))
         self.carrier.open(fields)
         self._last_activity = anyio.current_time()
-        self.ws = Connection(ConnectionType.SERVER, extensions=extensions)
+        self.ws = FrameCodec(
+            max_frame=self.cfg.max_ws_frame_size,
+            max_message=self.cfg.max_ws_message_size,
+            deflate=params,
+        )
         pending, self._pending = bytes(self._pending), bytearray()
         self._handshake_over.set()
         if pending:
@@ -492,20 +471,19 @@ class WebSocketSession:
 
     async def send_message(self, data: str | bytes) -> None:
         ws = self.ws
-        if ws is None or ws.state is not ConnectionState.OPEN or self._ending is not None:
+        if ws is None or ws.state is not CodecState.OPEN or self._ending is not None:
             return
-        message = TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data)
-        frame = ws.send(message)
+        frame = ws.message(data)
         self.bytes_sent += len(frame)
         self._last_activity = anyio.current_time()
         await self.carrier.write(frame)  # blocks at the high-water mark (R-FLOW-12)
 
     async def close(self, code: int, reason: str) -> None:
         ws = self.ws
-        if ws is None or ws.state is not ConnectionState.OPEN:
+        if ws is None or ws.state is not CodecState.OPEN:
             return
         self.stream.disconnected(code, reason)
-        self._write(CloseConnection(code=code, reason=reason))
+        self._write(ws.close(code, reason))
         self._close_sent_at = anyio.current_time()
         self._wake_timer()
         await self.carrier.flush()
@@ -557,10 +535,10 @@ class WebSocketSession:
                         self._abort(DisconnectReason.CLIENT_TIMEOUT)  # no answer to our Close
                         return
                     deadline = due
-            elif ws is not None and ws.state is ConnectionState.OPEN:
+            elif ws is not None and ws.state is CodecState.OPEN:
                 if self._ka_interval:
                     if now >= self._next_ping:
-                        self._write(Ping(payload=b"pagi"))
+                        self._write(ws.ping(b"pagi"))
                         self._next_ping = now + self._ka_interval
                         if self._ka_timeout and self._unanswered_since is None:
                             self._unanswered_since = now
