@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_server_runner import PID_APP, ServerProcess, free_port, run_cli, write_app
+from server_subprocess import PID_APP, ServerProcess, free_port, run_cli, write_app
 
 from pagi.server import __version__
 from pagi.server.cli import main

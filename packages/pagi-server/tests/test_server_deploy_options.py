@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_server_runner import ServerProcess, free_port, run_cli, write_app
+from server_subprocess import ServerProcess, free_port, run_cli, write_app
 
 IDS_APP = """
 import os

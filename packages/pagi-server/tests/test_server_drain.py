@@ -12,7 +12,7 @@ import anyio
 import httpx
 import pytest
 from server_helpers import hello, read_response
-from test_server_runner import PID_APP, ServerProcess, free_port, write_app
+from server_subprocess import PID_APP, ServerProcess, free_port, write_app
 
 from pagi.server import Server
 

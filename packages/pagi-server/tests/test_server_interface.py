@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_server_runner import ServerProcess, free_port, write_app
+from server_subprocess import ServerProcess, free_port, write_app
 
 from pagi.server import run
 from pagi.server.runner import wrap_interface
@@ -54,7 +54,7 @@ def test_interface_asgi_streams_every_chunk_and_without_it_the_error_says_how(
 
 
 def test_bad_interface_is_a_usage_error(tmp_path: Path) -> None:
-    from test_server_runner import run_cli
+    from server_subprocess import run_cli
 
     result = run_cli(["--interface", "rack", "x.py"], tmp_path)
     assert result.returncode == 2

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_server_runner import ServerProcess, free_port, write_app
+from server_subprocess import ServerProcess, free_port, write_app
 
 parser = pytest.importorskip("prometheus_client.parser")
 

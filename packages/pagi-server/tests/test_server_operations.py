@@ -22,8 +22,16 @@ import anyio
 import httpx
 import pytest
 from server_helpers import echo_scope, read_until_close, serve_app
-from test_server_runner import PID_APP, ServerProcess, free_port, run_cli, write_app
-from test_server_workers import WORKER_APP, children, wait_children
+from server_subprocess import (
+    PID_APP,
+    WORKER_APP,
+    ServerProcess,
+    children,
+    free_port,
+    run_cli,
+    wait_children,
+    write_app,
+)
 
 from pagi.server import Server
 from pagi.server.app_loading import load_object

@@ -1,17 +1,10 @@
-"""The runner contract (spec-digest section 9, R-RUN-*) and app loading.
-
-Also home of the subprocess helpers the CLI, drain and worker tests share
-(``ServerProcess``, ``free_port``, ``write_app``).
-"""
+"""The runner contract (spec-digest section 9, R-RUN-*) and app loading."""
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
 import sys
-import textwrap
 import time
 import types
 from collections.abc import Iterator
@@ -22,127 +15,11 @@ import anyio
 import httpx
 import pytest
 from server_helpers import echo_scope, hello, read_until_close
+from server_subprocess import write_app
 
 from pagi.server import Server, run
 from pagi.server.app_loading import AppLoadError, load_object
 from pagi.server.runner import default_app, load_app, wrap_for_env
-
-# --- helpers shared with other test files ------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def write_app(directory: Path, name: str, source: str) -> Path:
-    path = directory / name
-    path.write_text(textwrap.dedent(source))
-    return path
-
-
-PID_APP = """
-import os
-
-import anyio
-
-
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            event = await receive()
-            if event["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    if scope["path"] == "/slow":
-        await anyio.sleep(1.0)
-    if scope["path"] == "/hang":
-        await anyio.sleep(60)
-    body = str(os.getpid()).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-"""
-
-
-class ServerProcess:
-    """``python -m pagi.server ARGS`` in a subprocess; output goes to files."""
-
-    def __init__(
-        self, args: list[str], cwd: Path, *, env: dict[str, str] | None = None, **popen: Any
-    ) -> None:
-        self.out = cwd / f"server-{time.monotonic_ns()}.out"
-        self.err = self.out.with_suffix(".err")
-        full_env = {**os.environ, "PAGI_ENV": "production", **(env or {})}
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pagi.server", *args],
-                cwd=cwd,
-                stdout=out,
-                stderr=err,
-                env=full_env,
-                **popen,
-            )
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    @property
-    def stdout(self) -> str:
-        return self.out.read_text(errors="replace")
-
-    def wait_port(self, port: int, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}: {self.stderr}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"server did not listen on {port}: {self.stderr}")
-
-    def wait_path(self, path: Path, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if path.exists():
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}: {self.stderr}")
-            time.sleep(0.05)
-        raise AssertionError(f"no socket at {path}: {self.stderr}")
-
-    def wait(self, timeout: float = 15.0) -> int:
-        return self.proc.wait(timeout)
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
-def run_cli(args: list[str], cwd: Path, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
-    """Run ``pagi-server`` to completion (for commands that exit on their own)."""
-    return subprocess.run(
-        [sys.executable, "-m", "pagi.server", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PAGI_ENV": "production"},
-    )
 
 
 @pytest.fixture

@@ -11,67 +11,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_server_runner import ServerProcess, free_port, run_cli, write_app
+from server_subprocess import (
+    WORKER_APP,
+    ServerProcess,
+    children,
+    free_port,
+    run_cli,
+    wait_children,
+    write_app,
+)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-
-WORKER_APP = """
-import json
-import os
-import time
-
-LIFESPAN = {}
-
-
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        LIFESPAN.update(scope["pagi"])
-        while True:
-            event = await receive()
-            if event["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    body = b""
-    while True:
-        event = await receive()
-        body += event.get("body", b"")
-        if not event.get("more"):
-            break
-    if scope["path"] == "/block":
-        open("block-started", "w").close()  # the test signals only once a worker is busy
-        time.sleep(0.4)  # holds this worker's event loop: the next client goes elsewhere
-    data = json.dumps({"pid": os.getpid(), "lifespan": LIFESPAN}).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-length", str(len(data)).encode())]})
-    await send({"type": "http.response.body", "body": data})
-"""
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.add(int(entry))
-    return found
-
-
-def wait_children(pid: int, count: int, timeout: float = 15.0) -> set[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        kids = children(pid)
-        if len(kids) == count:
-            return kids
-        time.sleep(0.05)
-    raise AssertionError(f"expected {count} workers, have {children(pid)}")
 
 
 def get(port: int, path: str = "/") -> dict:  # type: ignore[type-arg]

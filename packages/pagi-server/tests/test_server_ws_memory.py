@@ -25,7 +25,7 @@ from typing import Any
 
 import anyio
 import pytest
-from test_server_runner import ServerProcess, free_port, write_app
+from server_subprocess import ServerProcess, free_port, write_app
 from ws_client import RawWS
 
 from pagi.server.cli import build_parser

@@ -1,10 +1,14 @@
-"""A real ``pagi-server`` subprocess for the toolkit's over-the-wire tests.
+"""Real servers in subprocesses for the toolkit's over-the-wire tests.
 
-``pagi_server(app_file)`` starts ``python -m pagi.server FILE:app`` on a
-free 127.0.0.1 port in development mode (so Lint checks every event), waits
-until it accepts connections, yields ``host:port``, and stops it (SIGTERM to
-its pid, SIGKILL if it hangs). A server that dies at start fails the test
-with its output.
+``serve_command(command, port)`` starts any server command (pagi-server,
+uvicorn, hypercorn, granian) that will listen on ``127.0.0.1:port``, waits
+until it accepts connections, yields ``host:port``, and stops it (SIGTERM
+to its pid, SIGKILL if it hangs). Its output goes to a file, never a pipe
+nobody reads (a chatty server would block on a full pipe); a server that
+dies or never listens fails the test with that output.
+
+``pagi_server(app_file)`` is the common case: ``python -m pagi.server
+FILE:app`` on a free port in development mode, so Lint checks every event.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,34 +32,66 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _wait_listening(
+    process: subprocess.Popen[bytes], what: str, port: int, timeout: float, output: Path
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail(f"{what} exited {process.returncode}:\n{output.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what} not listening on {port} in {timeout} s:\n{output.read_text()}")
+            time.sleep(0.05)  # poll interval of a deadline-bounded wait
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()  # by pid
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def serve_command(
+    command: list[str],
+    port: int,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    start_timeout: float = 15.0,
+) -> Iterator[str]:
+    """Run ``command`` until the block ends; yields ``127.0.0.1:port`` once it listens.
+
+    ``log`` keeps the server's output for the caller to read afterwards;
+    without it the output goes to a temporary file.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        output = log or Path(scratch) / "server.log"
+        with output.open("wb") as out:
+            process = subprocess.Popen(
+                command, cwd=cwd, env={**os.environ, **(env or {})}, stdout=out,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            _wait_listening(process, " ".join(command), port, start_timeout, output)
+            yield f"127.0.0.1:{port}"
+        finally:
+            _stop(process)
+
+
 @contextmanager
 def pagi_server(app_file: Path, *, env: dict[str, str] | None = None) -> Iterator[str]:
     """Serve ``app_file``'s ``app`` with the real server; yields ``host:port``."""
     port = free_port()
     command = [sys.executable, "-m", "pagi.server", f"{app_file}:app", "--port", str(port)]
     command += ["--no-access-log", "--env", "development", "--quiet"]
-    environ = {**os.environ, "PYTHONPATH": str(app_file.parent), **(env or {})}
-    process = subprocess.Popen(
-        command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    pytest.fail(f"pagi-server did not start: {output}")
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+    environ = {"PYTHONPATH": str(app_file.parent), **(env or {})}
+    with serve_command(command, port, env=environ) as address:
+        yield address

@@ -9,27 +9,18 @@ already run on both backends.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from server_process import free_port, serve_command
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 HERE = Path(__file__).resolve().parent
 BIG = bytes(range(256)) * 1200  # 300 KiB: past any 64 KiB cut
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -42,34 +33,16 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _serve(attr: str, interface: str, data: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = data / f"{attr}.log"
     command = [sys.executable, "-m", "pagi.server", f"framework_apps:{attr}", "--port", str(port),
                "--interface", interface, "--env", "development", "--no-access-log",
                "--quiet"]  # fmt: skip
-    env = {**os.environ, "FRAMEWORK_DATA": str(data)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=HERE, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"pagi-server did not start {attr}: {log.read_text()}")
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()  # by pid
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        errors = [line for line in log.read_text().splitlines() if "Traceback" in line]
-        assert not errors, log.read_text()
+    env = {"FRAMEWORK_DATA": str(data)}
+    with serve_command(command, port, cwd=HERE, env=env, log=log, start_timeout=30) as address:
+        yield address
+    errors = [line for line in log.read_text().splitlines() if "Traceback" in line]
+    assert not errors, log.read_text()
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,6 @@ synchronous clients, so there is no anyio backend to vary here.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,17 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from server_process import free_port, serve_command
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 HERE = Path(__file__).resolve().parent
 SERVERS = ["pagi-server", "uvicorn", "hypercorn", "granian"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _command(server: str, port: int) -> list[str]:
@@ -53,30 +45,12 @@ def base(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     tmp = tmp_path_factory.mktemp(server)
     data = tmp / "data.bin"
     data.write_bytes(bytes(range(256)) * 2000)
-    port = _free_port()
+    port = free_port()
+    env = {"PAGI_ENV": "production", "BRIDGE_DATA_FILE": str(data)}
     log = tmp / "server.log"
-    env = {**os.environ, "PAGI_ENV": "production", "BRIDGE_DATA_FILE": str(data)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(_command(server, port), cwd=HERE, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"{server} did not start: {log.read_text()}")
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()  # by pid
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    command = _command(server, port)
+    with serve_command(command, port, cwd=HERE, env=env, log=log, start_timeout=20) as address:
+        yield f"http://{address}"
 
 
 def test_hello(base: str) -> None:
