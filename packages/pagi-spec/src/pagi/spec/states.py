@@ -165,6 +165,33 @@ _HINTS: dict[tuple[str, str], str] = {
 }
 
 
+def _plainly_valid(event: dict[str, Any]) -> bool:
+    """True for the few event shapes apps send most, when they are certainly valid.
+
+    A response body chunk (``body`` bytes, optional bool ``more``), a text
+    or binary WebSocket message, and an SSE event with only ``data``: the
+    shape alone shows that :func:`~pagi.spec.validation.validate_send_event`
+    would accept them, so the machine skips it (it is on every send). Any
+    other key or type returns ``False`` and takes the full path, with its
+    messages.
+    """
+    size = len(event)
+    kind = event.get("type")
+    if kind == "http.response.body":
+        if type(event.get("body")) is not bytes:
+            return False
+        if size == 2:
+            return True
+        return size == 3 and type(event.get("more")) is bool
+    if size != 2:
+        return False
+    if kind == "websocket.send":
+        return type(event.get("text")) is str or type(event.get("bytes")) is bytes
+    if kind == "sse.send":
+        return type(event.get("data")) is str
+    return False
+
+
 class SendMachine:
     """The send-side state of one scope: validates each event and advances.
 
@@ -199,6 +226,13 @@ class SendMachine:
         :class:`~pagi.spec.EventError` for a malformed event and
         :class:`~pagi.spec.EventOrderError` for one that is illegal now.
         """
+        if type(event) is dict and _plainly_valid(event):
+            event_type: str = event["type"]
+            step = self._table.get((self.state, event_type))
+            if type(step) is str and step != IGNORE:
+                self.state = step
+                return True
+        # Everything else, and every event that is out of order: the full checks and messages.
         event_type = validate_send_event(self.scope_type, event)
         if event_type == "http.fullflush" and EXT_FULLFLUSH not in self.extensions:
             raise EventError(

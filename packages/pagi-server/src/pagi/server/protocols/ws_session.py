@@ -196,6 +196,7 @@ class WebSocketSession:
         self._ending: Ending | None = None  # set once the carrier is to close
         self._end = anyio.Event()
         self._closed = anyio.Event()
+        self._idle = self.cfg.ws_idle_timeout
         self._ka_interval = 0.0
         self._ka_timeout: float | None = None
         self._next_ping = 0.0
@@ -378,7 +379,8 @@ class WebSocketSession:
             if isinstance(event, Message):
                 if self._close_sent_at is not None:
                     continue  # we are closing: the app is no longer listening
-                self._last_activity = anyio.current_time()
+                if self._idle:  # the clock is read only when something uses it
+                    self._last_activity = anyio.current_time()
                 if not stream.feed_message(event.data):
                     self._server_close(
                         1008, "receive queue overflow", DisconnectReason.QUEUE_OVERFLOW
@@ -475,7 +477,8 @@ class WebSocketSession:
             return
         frame = ws.message(data)
         self.bytes_sent += len(frame)
-        self._last_activity = anyio.current_time()
+        if self._idle:
+            self._last_activity = anyio.current_time()
         await self.carrier.write(frame)  # blocks at the high-water mark (R-FLOW-12)
 
     async def close(self, code: int, reason: str) -> None:

@@ -158,7 +158,8 @@ class SSEStream:
         except UnicodeEncodeError:
             raise EventError(event_type, "data", "cannot be encoded as UTF-8") from None
         if event_type in ("sse.send", "sse.comment"):
-            self._last_send = anyio.current_time()
+            if self.idle_timeout:  # the clock is read only when something uses it
+                self._last_send = anyio.current_time()
             await wire.body(payload, False)  # blocks at the high-water mark (R-FLOW-12)
         elif event_type == "sse.start":
             self._start(event)
