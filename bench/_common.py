@@ -1,4 +1,4 @@
-"""Shared helpers for the side-by-side benchmarks (run_http.py, run_ws.py, profile_pagi.py).
+"""Shared helpers for the side-by-side benchmarks (run_all.py, run_http.py, run_ws.py, ...).
 
 Only the standard library: these scripts run with any Python 3.10+; the
 servers themselves run from two virtualenvs:
@@ -12,6 +12,11 @@ servers themselves run from two virtualenvs:
 Every server is started by this module, pinned with ``taskset`` when it
 exists, and stopped by the pid we got from ``Popen`` (SIGINT, then SIGKILL of
 that pid and the children it spawned, which we look up by parent pid).
+
+Also here, so that no script keeps its own copy: ``wrk`` and ``h2load`` runs
+and the parsing of their output, the Node load client (``clients/load.js``),
+RSS per idle connection (HTTP keep-alive and WebSocket), Markdown tables and
+the results files.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,6 +144,9 @@ class ServerSpec:
     name: str
     kind: str  # "pagi" or "asgi"
     extra: list[str] = field(default_factory=list)
+    # Event loop: "asyncio" or "uvloop" (uvicorn --loop, hypercorn --worker-class,
+    # granian --loop, pagi-server --loop).
+    loop: str = "asyncio"
 
     def command(self, app: str, port: int) -> tuple[list[str], Path]:
         """(argv, cwd) for app basename ``app`` (e.g. ``plaintext``)."""
@@ -160,6 +169,7 @@ class ServerSpec:
                 "warning",
                 "--keepalive-timeout",
                 "60",
+                *(["--loop", self.loop] if self.loop != "asyncio" else []),
                 *self.extra,
             ]
             return argv, ROOT
@@ -175,7 +185,7 @@ class ServerSpec:
                 "--port",
                 str(port),
                 "--loop",
-                "asyncio",
+                self.loop,
                 "--no-access-log",
                 "--log-level",
                 "warning",
@@ -192,7 +202,7 @@ class ServerSpec:
                 "--bind",
                 f"{host}:{port}",
                 "--worker-class",
-                "asyncio",
+                self.loop,
                 "--workers",
                 "0",  # 0 = serve in this process (1 would add a supervisor process)
                 "--keep-alive",
@@ -215,7 +225,7 @@ class ServerSpec:
                 "--runtime-threads",
                 "1",
                 "--loop",
-                "asyncio",
+                self.loop,
                 "--no-access-log",
                 "--log-level",
                 "warning",
@@ -295,10 +305,25 @@ def running(spec: ServerSpec, app: str, *, log_dir: Path) -> Iterator[Server]:
 
 def http_get(port: int, path: str = "/", *, headers: str = "", timeout: float = 5.0) -> bytes:
     """One HTTP/1.1 GET with ``connection: close``; the whole raw response."""
+    return http_request(port, "GET", path, headers=headers, timeout=timeout)
+
+
+def http_request(
+    port: int,
+    method: str,
+    path: str = "/",
+    body: bytes = b"",
+    *,
+    headers: str = "",
+    timeout: float = 5.0,
+) -> bytes:
+    """One HTTP/1.1 request with ``connection: close``; the whole raw response."""
+    length = f"Content-Length: {len(body)}\r\n" if body or method != "GET" else ""
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}{length}Connection: close\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n".encode()
-        )
+        sock.sendall(head.encode() + body)
         chunks = []
         while True:
             data = sock.recv(262144)
@@ -331,30 +356,59 @@ def response_body(raw: bytes) -> tuple[int, bytes]:
     return status, body
 
 
-def write_results(stem: str, payload: dict[str, object], markdown: str) -> Path:
+def write_results(
+    stem: str, payload: dict[str, object], markdown: str, *, latest_json: bool = False
+) -> Path:
+    """``stem-STAMP.json`` / ``.md`` and ``stem-latest.md`` (and ``stem-latest.json``)."""
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path = RESULTS / f"{stem}-{stamp}.json"
-    json_path.write_text(json.dumps(payload, indent=2))
+    text = json.dumps(payload, indent=2)
+    json_path.write_text(text)
     (RESULTS / f"{stem}-{stamp}.md").write_text(markdown)
     (RESULTS / f"{stem}-latest.md").write_text(markdown)
+    if latest_json:
+        (RESULTS / f"{stem}-latest.json").write_text(text)
     return json_path
 
 
-def machine_summary() -> str:
+def machine_info() -> dict[str, object]:
+    """CPU model and count, memory, kernel, the servers' Python, CPU pinning."""
+    import platform
+
     cpu = "unknown CPU"
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
         for line in fh:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
+    mem_kib = 0
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as fh:
+        mem_kib = int(fh.readline().split()[1])
     version = subprocess.run(
         [str(PEER_PY), "-c", "import sys; print(sys.version.split()[0])"],
         capture_output=True,
         text=True,
     ).stdout.strip()
-    pin = f"server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}" if have_taskset() else "off"
-    return f"{os.cpu_count()} CPUs ({cpu}); servers on Python {version}; taskset: {pin}"
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "mem_gib": round(mem_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "python": version,
+        "taskset": have_taskset(),
+        "server_cpu": SERVER_CPU if have_taskset() else None,
+        "client_cpu": CLIENT_CPU if have_taskset() else None,
+    }
+
+
+def machine_summary(info: dict[str, object] | None = None) -> str:
+    info = info or machine_info()
+    pin = f"server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}" if info["taskset"] else "off"
+    return (
+        f"{info['cpus']} CPUs ({info['cpu_model']}); servers on Python {info['python']}; "
+        f"taskset: {pin}"
+    )
 
 
 # --- interference: CPU used by processes that are not part of the test -----------
@@ -430,3 +484,285 @@ def source_state() -> str:
     return f"pagi-server at {head or 'unknown'}" + (
         f" with {changed} uncommitted file(s) under packages/" if changed else ""
     )
+
+
+def git_state() -> dict[str, object]:
+    """Full commit, branch and the uncommitted files under packages/ (for results files)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "packages").splitlines()
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD") or None,
+        "packages_dirty_files": [line[3:] for line in dirty],
+        "summary": source_state(),
+    }
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise this process's open-file soft limit (servers and clients we start inherit it)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+# --- wrk and h2load ----------------------------------------------------------------
+
+
+def parse_duration(text: str) -> float:
+    """wrk or h2load time ('812.00us', '812us', '1.23ms', '2.01s', '1.00m') in milliseconds."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_size(text: str) -> float:
+    """wrk 'Transfer/sec' value ('1.23MB') in MiB."""
+    match = re.fullmatch(r"([\d.]+)([KMGT]?B)", text)
+    if match is None:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"B": 2**-20, "KB": 2**-10, "MB": 1.0, "GB": 1024.0, "TB": 2**20}[unit]
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """req/s, MiB/s, p50/p99 (ms, with --latency), requests, non-2xx and socket errors."""
+    result: dict[str, float] = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(parts[1])
+        elif line.startswith("Transfer/sec:"):
+            result["mib_s"] = parse_size(parts[1])
+        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
+            result["p" + parts[0].rstrip("%")] = parse_duration(parts[1])
+        elif "requests in" in line:
+            result["requests"] = float(parts[0])
+        elif line.strip().startswith("Non-2xx"):
+            result["non2xx"] = float(parts[-1])
+        elif line.strip().startswith("Socket errors"):
+            nums = [int(n) for n in re.findall(r"\d+", line)]
+            result["socket_errors"] = float(sum(nums))
+    return result
+
+
+def run_wrk(
+    port: int,
+    path: str = "/",
+    *,
+    connections: int,
+    seconds: int,
+    headers: dict[str, str] | None = None,
+    script: Path | None = None,
+    host: str = "127.0.0.1",
+) -> dict[str, float]:
+    """``wrk -t1 -cN -dS --latency`` on the client CPU; the parsed output."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    for name, value in (headers or {}).items():
+        cmd += ["-H", f"{name}: {value}"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    cmd.append(f"http://{host}:{port}{path}")
+    out = subprocess.run(
+        pinned(cmd, CLIENT_CPU), capture_output=True, text=True, timeout=seconds + 30
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed: {(out.stderr or out.stdout).strip()[:300]}")
+    return parse_wrk(out.stdout)
+
+
+def parse_h2load(output: str) -> dict[str, float]:
+    result: dict[str, float] = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if line.startswith("finished in"):
+            result["rps"] = float(parts[3])
+        elif line.startswith("requests:"):
+            result["requests"] = float(parts[1])
+            result["succeeded"] = float(parts[7])
+            result["failed"] = float(parts[9]) + float(parts[11]) + float(parts[13])
+        elif line.startswith("status codes:"):
+            result["non2xx"] = sum(float(parts[i]) for i in (4, 6, 8))
+        elif line.startswith("time for request:"):
+            result["min_ms"] = parse_duration(parts[3])
+            result["max_ms"] = parse_duration(parts[4])
+            result["mean_ms"] = parse_duration(parts[5])
+            result["sd_ms"] = parse_duration(parts[6])
+    return result
+
+
+def h2load(port: int, *options: str, timeout: float = 60) -> dict[str, float]:
+    """``h2load OPTIONS http://127.0.0.1:PORT/`` on the client CPU; the parsed output."""
+    cmd = pinned(["h2load", *options, f"http://127.0.0.1:{port}/"], CLIENT_CPU)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"h2load failed: {(out.stderr or out.stdout).strip()[:300]}")
+    return parse_h2load(out.stdout)
+
+
+# --- the Node load client (WebSocket echo, SSE, idle WebSockets) ---------------------
+
+LOAD_JS = BENCH / "clients" / "load.js"
+
+
+def check_node_client() -> None:
+    require_tool("node", "sudo apt-get install -y nodejs (Node 18+)")
+    if not (BENCH / "node_modules" / "ws").is_dir():
+        die("bench/node_modules/ws is missing: run `bash bench/setup.sh`")
+
+
+def node_client(args: list[str], timeout: float) -> dict[str, float]:
+    """Run ``node clients/load.js ARGS`` on the client CPU; its JSON result line."""
+    cmd = pinned(["node", str(LOAD_JS), *args], CLIENT_CPU)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(
+            f"load client printed nothing (rc {out.returncode}): {out.stderr[-300:]}"
+        )
+    result = json.loads(lines[-1])
+    if "error" in result:
+        raise RuntimeError(f"load client: {result['error']}")
+    if result.get("mode") == "sse" and not result.get("streams"):
+        raise RuntimeError(f"no event stream started; answers other than 200: {result['refused']}")
+    return result
+
+
+# --- memory per idle connection ------------------------------------------------------
+
+KEEPALIVE_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def read_one_response(sock: socket.socket) -> None:
+    """Read one content-length response (the plaintext app) off a keep-alive socket."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("closed before the response head")
+        buf += data
+    head, _, body = buf.partition(b"\r\n\r\n")
+    match = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+    length = int(match.group(1)) if match else 0
+    while len(body) < length:
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("closed mid-body")
+        body += data
+
+
+def idle_http_memory(server: Server, count: int) -> dict[str, float]:
+    """RSS growth per idle keep-alive connection (each made one GET / first).
+
+    ``server`` runs the plaintext app and answered already. Raise the fd limit
+    (:func:`raise_fd_limit`) before starting the server for counts near 1,000+.
+    """
+    # Warm the server's code paths on short-lived connections first.
+    for _ in range(3):
+        warm = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(20)]
+        for sock in warm:
+            sock.sendall(KEEPALIVE_REQUEST)
+        for sock in warm:
+            read_one_response(sock)
+            sock.close()
+    time.sleep(0.5)
+    before = server.rss_kib()
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            socks.append(sock)
+            sock.sendall(KEEPALIVE_REQUEST)
+            read_one_response(sock)
+        time.sleep(1.0)
+        after = server.rss_kib()
+        alive = 0
+        for sock in socks:  # still open? (a server may have closed idle ones)
+            sock.setblocking(False)
+            try:
+                alive += sock.recv(1) != b""
+            except BlockingIOError:
+                alive += 1
+            except OSError:
+                pass
+    finally:
+        for sock in socks:
+            sock.close()
+    return {
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "per_conn_kib": (after - before) / count,
+        "alive": alive,
+    }
+
+
+def idle_ws_memory(server: Server, count: int, deflate: bool) -> dict[str, float]:
+    """RSS growth per idle WebSocket (each made one echo), with the client's deflate offer."""
+    time.sleep(0.3)
+    before = server.rss_kib()
+    cmd = pinned(
+        ["node", str(LOAD_JS), "idle", f"ws://127.0.0.1:{server.port}/ws", str(count)]
+        + (["deflate"] if deflate else []),
+        CLIENT_CPU,
+    )
+    client = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert client.stdout is not None
+        line = client.stdout.readline()
+        if not line.startswith("{"):
+            raise RuntimeError(
+                f"idle client died: {client.stderr.read()[-300:] if client.stderr else ''}"
+            )
+        info = json.loads(line)
+        if "error" in info:
+            raise RuntimeError(f"idle client: {info['error']}")
+        time.sleep(1.0)
+        after = server.rss_kib()
+    finally:
+        if client.stdin is not None:
+            client.stdin.close()  # the client closes its sockets and exits
+        try:
+            client.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            client.kill()  # by the Popen we hold
+            client.wait()
+    return {
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "per_conn_kib": (after - before) / count,
+        "deflate_negotiated": info.get("deflate", 0),
+    }
+
+
+# --- tables --------------------------------------------------------------------------
+
+
+def fmt_ratio(value: float | None, base: float | None) -> str:
+    """``value / base`` as ``1.23x``, or ``n/a`` when either is missing or NaN."""
+    if value is None or not base or value != value or base != base:
+        return "n/a"
+    return f"{value / base:.2f}x"
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[object]], align: str = "") -> list[str]:
+    """Markdown table lines; ``align`` has one letter per column, ``l`` or ``r`` (default:
+    the first column left, the others right)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = ["---" if a == "l" else "---:" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
+    for row in rows:
+        cells = [str(c) for c in row] + [""] * (len(header) - len(row))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines

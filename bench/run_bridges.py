@@ -36,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     APPS,
-    CLIENT_CPU,
     PAGI_PY,
     PEER_BIN,
     PEER_PY,
@@ -53,11 +52,11 @@ from _common import (
     pinned,
     require_tool,
     response_body,
+    run_wrk,
     source_state,
     write_results,
 )
 from _common import Server as _Server
-from run_http import parse_wrk
 
 HOST = "127.0.0.1"
 FASTAPI = ("pagi-server --interface asgi", "uvicorn-h11", "uvicorn-httptools-uvloop")
@@ -163,14 +162,7 @@ class BridgeServer(_Server):
 
 
 def wrk(port: int, path: str, connections: int, seconds: int) -> dict[str, float]:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
-    cmd += [f"http://{HOST}:{port}{path}"]
-    out = subprocess.run(
-        pinned(cmd, CLIENT_CPU), capture_output=True, text=True, timeout=seconds + 30
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"wrk failed: {(out.stderr or out.stdout).strip()[:300]}")
-    return parse_wrk(out.stdout)
+    return run_wrk(port, path, connections=connections, seconds=seconds, host=HOST)
 
 
 def check(port: int, path: str) -> None:

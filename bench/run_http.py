@@ -15,9 +15,6 @@ the raw numbers to bench/results/.
 from __future__ import annotations
 
 import argparse
-import re
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,16 +22,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    CLIENT_CPU,
     RESULTS,
     CpuWindow,
     Server,
     ServerSpec,
     check_python_envs,
+    fmt_ratio,
+    idle_http_memory,
     machine_summary,
-    pinned,
     require_tool,
     response_body,
+    run_wrk,
     running,
     source_state,
     write_results,
@@ -52,64 +50,6 @@ APPS = ("plaintext", "json", "stream")
 EXPECTED_LENGTH = {"stream": 1024 * 1024}
 
 
-def parse_duration(text: str) -> float:
-    """wrk latency ('812.00us', '1.23ms', '2.01s') in milliseconds."""
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if match is None:
-        return float("nan")
-    value, unit = float(match.group(1)), match.group(2)
-    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-
-
-def parse_size(text: str) -> float:
-    """wrk 'Transfer/sec' value ('1.23MB') in MiB."""
-    match = re.fullmatch(r"([\d.]+)([KMGT]?B)", text)
-    if match is None:
-        return float("nan")
-    value, unit = float(match.group(1)), match.group(2)
-    return value * {"B": 2**-20, "KB": 2**-10, "MB": 1.0, "GB": 1024.0, "TB": 2**20}[unit]
-
-
-def parse_wrk(output: str) -> dict[str, float]:
-    result: dict[str, float] = {}
-    for line in output.splitlines():
-        parts = line.split()
-        if line.startswith("Requests/sec:"):
-            result["rps"] = float(parts[1])
-        elif line.startswith("Transfer/sec:"):
-            result["mib_s"] = parse_size(parts[1])
-        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
-            result["p" + parts[0].rstrip("%")] = parse_duration(parts[1])
-        elif "requests in" in line:
-            result["requests"] = float(parts[0])
-        elif line.strip().startswith("Non-2xx"):
-            result["non2xx"] = float(parts[-1])
-        elif line.strip().startswith("Socket errors"):
-            nums = [int(n) for n in re.findall(r"\d+", line)]
-            result["socket_errors"] = float(sum(nums))
-    return result
-
-
-def run_wrk(port: int, path: str, *, connections: int, seconds: int) -> dict[str, float]:
-    cmd = pinned(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "--timeout",
-            "5s",
-            f"http://127.0.0.1:{port}{path}",
-        ],
-        CLIENT_CPU,
-    )
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
-    if out.returncode != 0:
-        raise RuntimeError(f"wrk failed: {(out.stderr or out.stdout).strip()[:300]}")
-    return parse_wrk(out.stdout)
-
-
 def check_response(server: Server, app: str) -> None:
     raw = server.wait_ready()
     status, body = response_body(raw)
@@ -120,68 +60,11 @@ def check_response(server: Server, app: str) -> None:
         raise RuntimeError(f"{server.spec.name} {app}: body is {len(body)} bytes, want {want}")
 
 
-REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-
-
-def read_one_response(sock: socket.socket) -> None:
-    """Read one content-length response (the plaintext app) off a keep-alive socket."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(4096)
-        if not data:
-            raise ConnectionError("closed before the response head")
-        buf += data
-    head, _, body = buf.partition(b"\r\n\r\n")
-    match = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
-    length = int(match.group(1)) if match else 0
-    while len(body) < length:
-        data = sock.recv(4096)
-        if not data:
-            raise ConnectionError("closed mid-body")
-        body += data
-
-
 def idle_memory(spec: ServerSpec, count: int, log_dir: Path) -> dict[str, float]:
     """RSS growth per idle keep-alive connection (each made one request first)."""
     with running(spec, "plaintext", log_dir=log_dir) as server:
         check_response(server, "plaintext")
-        # Warm the server's code paths on short-lived connections first.
-        for _ in range(3):
-            warm = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(20)]
-            for sock in warm:
-                sock.sendall(REQUEST)
-            for sock in warm:
-                read_one_response(sock)
-                sock.close()
-        time.sleep(0.5)
-        before = server.rss_kib()
-        socks: list[socket.socket] = []
-        try:
-            for _ in range(count):
-                sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-                socks.append(sock)
-                sock.sendall(REQUEST)
-                read_one_response(sock)
-            time.sleep(1.0)
-            after = server.rss_kib()
-            alive = 0
-            for sock in socks:  # still open? (a server may have closed idle ones)
-                sock.setblocking(False)
-                try:
-                    alive += sock.recv(1) != b""
-                except BlockingIOError:
-                    alive += 1
-                except OSError:
-                    pass
-        finally:
-            for sock in socks:
-                sock.close()
-        return {
-            "rss_before_kib": before,
-            "rss_after_kib": after,
-            "per_conn_kib": (after - before) / count,
-            "alive": alive,
-        }
+        return idle_http_memory(server, count)
 
 
 def measure_one(
@@ -217,12 +100,6 @@ def measure_one(
     except Exception as exc:
         failures.append(f"{name} / {app}: {exc}")
         print(f"         FAILED: {exc}", flush=True)
-
-
-def fmt_ratio(value: float, base: float | None) -> str:
-    if not base or value != value:
-        return "n/a"
-    return f"{value / base:.2f}x"
 
 
 def build_markdown(args: argparse.Namespace, rows: dict, mem: dict, failures: list[str]) -> str:

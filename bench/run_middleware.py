@@ -33,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     APPS,
-    CLIENT_CPU,
     PAGI_PY,
     RESULTS,
     SERVER_CPU,
@@ -45,11 +44,11 @@ from _common import (
     pinned,
     require_tool,
     response_body,
+    run_wrk,
     running,
     source_state,
     write_results,
 )
-from run_http import parse_wrk
 
 SERVERS = {
     "pagi-server": ServerSpec("pagi-server", "pagi"),
@@ -66,14 +65,9 @@ PAYLOAD_MIB = {"json": 66152 / 2**20, "stream": 1.0, "plain": 13 / 2**20, "plain
 
 
 def wrk(port: int, path: str, connections: int, seconds: int) -> dict[str, float]:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
-    cmd += ["-H", "Accept-Encoding: gzip", f"http://127.0.0.1:{port}{path}"]
-    out = subprocess.run(
-        pinned(cmd, CLIENT_CPU), capture_output=True, text=True, timeout=seconds + 30
+    return run_wrk(
+        port, path, connections=connections, seconds=seconds, headers={"Accept-Encoding": "gzip"}
     )
-    if out.returncode != 0:
-        raise RuntimeError(f"wrk failed: {(out.stderr or out.stdout).strip()[:300]}")
-    return parse_wrk(out.stdout)
 
 
 def check(port: int, path: str) -> int:

@@ -44,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     BENCH,
-    CLIENT_CPU,
     PAGI_PY,
     PEER_PY,
     RESULTS,
@@ -53,14 +52,13 @@ from _common import (
     check_python_envs,
     http_get,
     machine_summary,
-    pinned,
     require_tool,
     response_body,
+    run_wrk,
     running,
     source_state,
     write_results,
 )
-from run_http import parse_wrk
 
 SERVERS = {
     "pagi-server": ServerSpec("pagi-server", "pagi"),
@@ -100,16 +98,7 @@ def check(port: int, path: str, headers: dict[str, str]) -> None:
 
 
 def wrk(port: int, path: str, headers: dict[str, str], connections: int, seconds: int) -> dict:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
-    for name, value in headers.items():
-        cmd += ["-H", f"{name}: {value}"]
-    cmd.append(f"http://127.0.0.1:{port}{path}")
-    out = subprocess.run(
-        pinned(cmd, CLIENT_CPU), capture_output=True, text=True, timeout=seconds + 30
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"wrk failed: {(out.stderr or out.stdout).strip()[:300]}")
-    return parse_wrk(out.stdout)
+    return run_wrk(port, path, connections=connections, seconds=seconds, headers=headers)
 
 
 def in_process_table(calls: int) -> list[str]:

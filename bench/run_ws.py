@@ -20,8 +20,6 @@ uvicorn-websockets and writes them to bench/results/.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,16 +27,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    BENCH,
-    CLIENT_CPU,
     RESULTS,
     CpuWindow,
     Server,
     ServerSpec,
+    check_node_client,
     check_python_envs,
+    fmt_ratio,
+    idle_ws_memory,
     machine_summary,
-    pinned,
-    require_tool,
+    node_client,
     response_body,
     running,
     source_state,
@@ -55,69 +53,12 @@ SERVERS = {
     "granian": ServerSpec("granian", "asgi"),
 }
 BASELINE = "uvicorn-websockets"
-LOAD_JS = BENCH / "clients" / "load.js"
-
-
-def node_client(args: list[str], timeout: float) -> dict[str, float]:
-    cmd = pinned(["node", str(LOAD_JS), *args], CLIENT_CPU)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(
-            f"load client printed nothing (rc {out.returncode}): {out.stderr[-300:]}"
-        )
-    result = json.loads(lines[-1])
-    if "error" in result:
-        raise RuntimeError(f"load client: {result['error']}")
-    if result.get("mode") == "sse" and not result.get("streams"):
-        raise RuntimeError(f"no event stream started; answers other than 200: {result['refused']}")
-    return result
 
 
 def ready(server: Server) -> None:
     status, body = response_body(server.wait_ready())
     if status != 200 or body != b"ok":
         raise RuntimeError(f"{server.spec.name}: readiness GET answered {status} {body[:80]!r}")
-
-
-def idle_ws_memory(server: Server, count: int, deflate: bool) -> dict[str, float]:
-    """RSS growth per idle WebSocket (each made one echo), with the client's deflate offer."""
-    time.sleep(0.3)
-    before = server.rss_kib()
-    cmd = pinned(
-        ["node", str(LOAD_JS), "idle", f"ws://127.0.0.1:{server.port}/ws", str(count)]
-        + (["deflate"] if deflate else []),
-        CLIENT_CPU,
-    )
-    client = subprocess.Popen(
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert client.stdout is not None
-        line = client.stdout.readline()
-        if not line.startswith("{"):
-            raise RuntimeError(
-                f"idle client died: {client.stderr.read()[-300:] if client.stderr else ''}"
-            )
-        info = json.loads(line)
-        if "error" in info:
-            raise RuntimeError(f"idle client: {info['error']}")
-        time.sleep(1.0)
-        after = server.rss_kib()
-    finally:
-        if client.stdin is not None:
-            client.stdin.close()  # the client closes its sockets and exits
-        try:
-            client.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            client.kill()  # by the Popen we hold
-            client.wait()
-    return {
-        "rss_before_kib": before,
-        "rss_after_kib": after,
-        "per_conn_kib": (after - before) / count,
-        "deflate_negotiated": info.get("deflate", 0),
-    }
 
 
 def measure(name: str, args: argparse.Namespace, log_dir: Path, failures: list[str]) -> dict:
@@ -169,12 +110,6 @@ def summary(step: str, r: dict[str, float]) -> str:
     return f"{r['per_conn_kib']:.1f} KiB/conn (deflate on {r['deflate_negotiated']})"
 
 
-def ratio(value: float | None, base: float | None) -> str:
-    if value is None or not base:
-        return "n/a"
-    return f"{value / base:.2f}x"
-
-
 def build_markdown(args: argparse.Namespace, results: dict, failures: list[str]) -> str:
     def get(name: str, step: str, key: str) -> float | None:
         value = results.get(name, {}).get(step, {}).get(key)
@@ -206,7 +141,7 @@ def build_markdown(args: argparse.Namespace, results: dict, failures: list[str])
             lines.append(f"| {name} | {missing('echo')} | | | | | |")
             continue
         lines.append(
-            f"| {name} | {r['msgs_per_s']:,.0f} | {ratio(r['msgs_per_s'], base)} | "
+            f"| {name} | {r['msgs_per_s']:,.0f} | {fmt_ratio(r['msgs_per_s'], base)} | "
             f"{r.get('server_cores', 0):.0%} | {r['client_cpu']:.0%} | "
             f"{r.get('other_cores', 0):.0%} | {r['errors']} |"
         )
@@ -225,7 +160,7 @@ def build_markdown(args: argparse.Namespace, results: dict, failures: list[str])
             lines.append(f"| {name} | {missing('sse')} | | | | | | |")
             continue
         lines.append(
-            f"| {name} | {r['events_per_s']:,.0f} | {ratio(r['events_per_s'], base)} | "
+            f"| {name} | {r['events_per_s']:,.0f} | {fmt_ratio(r['events_per_s'], base)} | "
             f"{r['streams']} | {r.get('server_cores', 0):.0%} | {r['client_cpu']:.0%} | "
             f"{r.get('other_cores', 0):.0%} | {r['errors']} |"
         )
@@ -246,13 +181,13 @@ def build_markdown(args: argparse.Namespace, results: dict, failures: list[str])
             cells = [name]
             cells += (
                 [f"{plain['rss_before_kib'] / 1024:.1f}", f"{plain['per_conn_kib']:.1f}",
-                 ratio(plain["per_conn_kib"], base_plain)]
+                 fmt_ratio(plain["per_conn_kib"], base_plain)]
                 if plain else ["failed", "", ""]
             )  # fmt: skip
             cells += (
                 [f"{deflate['per_conn_kib']:.1f}",
                  f"{deflate['deflate_negotiated']}/{args.idle}",
-                 ratio(deflate["per_conn_kib"], base_deflate)]
+                 fmt_ratio(deflate["per_conn_kib"], base_deflate)]
                 if deflate else ["failed", "", ""]
             )  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
@@ -277,9 +212,7 @@ def main() -> int:
     if BASELINE not in args.servers:
         args.servers.insert(0, BASELINE)
 
-    require_tool("node", "sudo apt-get install -y nodejs (Node 18+)")
-    if not (BENCH / "node_modules" / "ws").is_dir():
-        raise SystemExit("error: bench/node_modules/ws is missing: run `bash bench/setup.sh`")
+    check_node_client()
     check_python_envs()
     RESULTS.mkdir(exist_ok=True)
     log_dir = RESULTS / "logs"

@@ -1,8 +1,9 @@
-// Load client for bench/run_ws.py (Node + the `ws` package from bench/node_modules).
+// Load client for bench/run_ws.py and run_all.py (Node + the `ws` package from bench/node_modules).
 //
 //   node load.js echo URL CONNS SECONDS WARMUP [deflate]
 //       CONNS WebSocket connections, each in a ping-pong loop (one 32-byte text message
-//       in flight); counts echoes after WARMUP seconds for SECONDS seconds.
+//       in flight); counts echoes after WARMUP seconds for SECONDS seconds. With
+//       "deflate" the client offers permessage-deflate and compresses every message.
 //   node load.js sse URL CONNS SECONDS WARMUP
 //       CONNS GETs with Accept: text/event-stream; counts events ("\n\n") received.
 //   node load.js idle URL CONNS [deflate]
@@ -35,7 +36,11 @@ function openSockets(n, deflate) {
     const openOne = () => {
       if (next >= n) return;
       next += 1;
-      const ws = new WebSocket(url, { perMessageDeflate: deflate });
+      // With deflate the client compresses every message (ws's default threshold would
+      // leave messages under 1 KiB uncompressed, so only the server's side would deflate).
+      const ws = new WebSocket(url, {
+        perMessageDeflate: deflate ? { threshold: 0, concurrencyLimit: 64 } : false,
+      });
       ws.on("error", (err) => {
         clearTimeout(failTimer);
         reject(err);
