@@ -78,6 +78,22 @@ _REQUEST_LINE = re.compile(rb"(" + _TCHAR + rb"+) ([\x21-\x7e]+) HTTP/1\.([01])"
 _VERSION_SHAPE = re.compile(_TCHAR + rb"+ [\x21-\x7e]+ HTTP/[0-9]\.[0-9]")
 _FIELD = re.compile(rb"(" + _TCHAR + rb"+):[ \t]*(.*?)[ \t]*")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+#: A whole field line in a block of them: the same grammar as ``_FIELD`` plus its CRLF.
+_FIELD_LINE = re.compile(rb"(?m)^(" + _TCHAR + rb"+):[ \t]*([^\r\n]*?)[ \t]*\r\n")
+#: A control character in a field block other than the CR LF that end lines.
+_BAD_IN_BLOCK = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: The request fields the parser acts on; the rest are only passed along.
+_SPECIAL_FIELDS = frozenset(
+    (
+        b"content-length",
+        b"transfer-encoding",
+        b"host",
+        b"connection",
+        b"upgrade",
+        b"expect",
+        b"accept",
+    )
+)
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 _HOST = re.compile(rb"[A-Za-z0-9\-._~%!$&'()*+,;=]*(:[0-9]*)?|\[[0-9A-Fa-f:.]+\](:[0-9]*)?")
 _AUTHORITY = re.compile(rb"([A-Za-z0-9\-._~%!$&'()*+,;=]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}")
@@ -254,7 +270,7 @@ class HeadParser:
         self._reset()
         raw = bytes(buf[:end])
         del buf[: end + 4]
-        return self._parse_lines(raw.split(b"\r\n"))
+        return self._parse_head(raw)
 
     def _reset(self) -> None:
         self._scanned = 0
@@ -284,8 +300,23 @@ class HeadParser:
         _, status, reason = min(found)
         return status, reason
 
-    def _parse_lines(self, lines: list[bytes]) -> RequestHead:
-        request_line = lines[0]
+    def _parse_head(self, raw: bytes) -> RequestHead:
+        """Parse a complete head (without its final CRLF CRLF), whose line endings are checked."""
+        line_end = raw.find(b"\r\n")
+        if line_end < 0:
+            return self._parse_lines(raw, [], b"")
+        block = raw[line_end + 2 :] + b"\r\n"
+        # One regex pass over all field lines; it must account for every line
+        # and the block must hold no control character, else the per-line path
+        # decides (and words the error). Both accept exactly the same fields.
+        found: list[tuple[bytes, bytes]] = _FIELD_LINE.findall(block)
+        if len(found) == block.count(b"\r\n") and _BAD_IN_BLOCK.search(block) is None:
+            return self._parse_lines(raw[:line_end], found, block)
+        return self._parse_lines(raw[:line_end], None, block)
+
+    def _parse_lines(
+        self, request_line: bytes, fields: list[tuple[bytes, bytes]] | None, block: bytes
+    ) -> RequestHead:
         match = _REQUEST_LINE.fullmatch(request_line)
         if match is None:
             if _VERSION_SHAPE.fullmatch(request_line) is not None:
@@ -293,10 +324,15 @@ class HeadParser:
             raise ParseError(400, "Malformed request line")
         method_b, target, minor = match.groups()
         version = "1.0" if minor == b"0" else "1.1"
-        if len(lines) - 1 > self.max_fields:
+        if fields is None:
+            lines = block[:-2].split(b"\r\n")
+            if len(lines) > self.max_fields:
+                raise ParseError(431, "Too many header fields")
+            fields = _fields_line_by_line(lines)
+        elif len(fields) > self.max_fields:
             raise ParseError(431, "Too many header fields")
 
-        headers: list[tuple[bytes, bytes]] = []
+        headers = [(name.lower(), value) for name, value in fields]
         content_length: int | None = None
         transfer_encoding: list[bytes] | None = None
         host: bytes | None = None
@@ -305,17 +341,9 @@ class HeadParser:
         upgrade = b""
         expect = b""
         accept = b""
-        for line in lines[1:]:
-            field = _FIELD.fullmatch(line)
-            if field is None:
-                if line[:1] in (b" ", b"\t"):
-                    raise ParseError(400, "Obsolete line folding is not accepted")
-                raise ParseError(400, "Malformed header field")
-            name = field.group(1).lower()
-            value = field.group(2)
-            if _BAD_VALUE.search(value) is not None:
-                raise ParseError(400, "Control character in a header value")
-            headers.append((name, value))
+        for name, value in headers:
+            if name not in _SPECIAL_FIELDS:
+                continue
             if name == b"content-length":
                 if content_length is not None:
                     raise ParseError(400, "Duplicate Content-Length")
@@ -392,6 +420,22 @@ class HeadParser:
             accept=accept,
             connect=connect,
         )
+
+
+def _fields_line_by_line(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """The field lines one at a time: the path that names what is wrong with a bad one."""
+    fields = []
+    for line in lines:
+        field = _FIELD.fullmatch(line)
+        if field is None:
+            if line[:1] in (b" ", b"\t"):
+                raise ParseError(400, "Obsolete line folding is not accepted")
+            raise ParseError(400, "Malformed header field")
+        value = field.group(2)
+        if _BAD_VALUE.search(value) is not None:
+            raise ParseError(400, "Control character in a header value")
+        fields.append((field.group(1), value))
+    return fields
 
 
 def _check_transfer_encoding(values: list[bytes]) -> bool:

@@ -296,8 +296,13 @@ class HTTPStream:
     async def send(self, event: Event) -> None:
         """Validate and carry out one response event."""
         opened: IO[bytes] | None = None
-        path = event.get("file") if isinstance(event, Mapping) else None
-        if isinstance(path, (str, os.PathLike)) and event.get("type") == "http.response.body":
+        # ``type(...) is dict`` first: the ABC checks below cost more than the rest of a send.
+        path = event.get("file") if type(event) is dict or isinstance(event, Mapping) else None
+        if (
+            path is not None
+            and isinstance(path, (str, os.PathLike))
+            and event.get("type") == "http.response.body"
+        ):
             # Open first: a missing or unreadable file makes this send fail and
             # leaves the response where it was, so the app can still answer
             # (R-HFILE-6).
