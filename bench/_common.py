@@ -31,9 +31,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -240,19 +241,31 @@ class ServerSpec:
 class Server:
     """A running server process that we started (and will stop, by pid)."""
 
-    def __init__(self, spec: ServerSpec, app: str, *, log_dir: Path, pin: bool = True) -> None:
+    def __init__(
+        self,
+        spec: ServerSpec,
+        app: str,
+        *,
+        log_dir: Path,
+        pin: bool = True,
+        command: Callable[[int], tuple[list[str], Path | None]] | None = None,
+        env: dict[str, str] | None = None,
+        log_name: str | None = None,
+    ) -> None:
+        """Start ``spec``'s server for ``app`` on a free port, or ``command(port)``'s
+        (argv, cwd) instead; ``env`` is added to ours."""
         self.spec = spec
         self.port = free_port()
-        argv, cwd = spec.command(app, self.port)
+        argv, cwd = command(self.port) if command is not None else spec.command(app, self.port)
         if pin:
             argv = pinned(argv, SERVER_CPU)
-        self.log_path = log_dir / f"{spec.name}-{app}.log"
+        self.log_path = log_dir / (log_name or f"{spec.name}-{app}.log")
         self._log = self.log_path.open("wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PAGI_ENV": "production"}
-        env.pop("VIRTUAL_ENV", None)
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PAGI_ENV": "production", **(env or {})}
+        full_env.pop("VIRTUAL_ENV", None)
         # taskset execs the command, so the pid is the server's own.
         self.proc = subprocess.Popen(
-            argv, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, env=env
+            argv, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, env=full_env
         )
         self.pid = self.proc.pid
 
@@ -295,8 +308,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(spec: ServerSpec, app: str, *, log_dir: Path) -> Iterator[Server]:
-    server = Server(spec, app, log_dir=log_dir)
+def running(
+    spec: ServerSpec, app: str, *, log_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    server = Server(spec, app, log_dir=log_dir, env=env)
     try:
         yield server
     finally:
@@ -746,7 +761,20 @@ def idle_ws_memory(server: Server, count: int, deflate: bool) -> dict[str, float
     }
 
 
-# --- tables --------------------------------------------------------------------------
+# --- rounds and tables ---------------------------------------------------------------
+
+
+def best_of(results: list[dict[str, float]], key: str = "rps") -> dict[str, Any]:
+    """The round with the highest ``key``, with ``rounds``, ``{key}_all`` (every round)
+    and ``spread`` (how far the worst round fell below the best, as a fraction)."""
+    best = max(results, key=lambda r: r[key])
+    top = best[key]
+    return {
+        **best,
+        "rounds": len(results),
+        f"{key}_all": [r[key] for r in results],
+        "spread": (top - min(r[key] for r in results)) / top if top else 0.0,
+    }
 
 
 def fmt_ratio(value: float | None, base: float | None) -> str:

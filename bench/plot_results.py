@@ -112,7 +112,10 @@ def plot(family: str, source: Path, out: Path) -> Path:
         commit = (data.get("git", {}).get("commit") or "")[:7]
         title += f" ({data.get('created', '')[:10]}, commit {commit or '?'})"
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    if ratios:  # below the chart: bars reach both edges, nowhere inside is free
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=3)
+    else:
+        ax.legend(fontsize=8, loc="best")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     target = out / f"{family}.png"

@@ -41,15 +41,12 @@ from _common import (
     PEER_PY,
     RESULTS,
     ROOT,
-    SERVER_CPU,
     CpuWindow,
     ServerSpec,
     check_python_envs,
     children_of,
-    free_port,
     http_get,
     machine_summary,
-    pinned,
     require_tool,
     response_body,
     run_wrk,
@@ -130,7 +127,7 @@ def command(name: str, port: int) -> tuple[list[str], Path]:
 
 
 class BridgeServer(_Server):
-    """_common.Server with our own command line (pid handling and stop() are shared)."""
+    """_common.Server with our own command line (start, pid handling and stop() are shared)."""
 
     def __init__(
         self,
@@ -142,23 +139,21 @@ class BridgeServer(_Server):
         argv: list[str] | None = None,
         cwd: Path | None = None,
     ) -> None:
-        self.spec = ServerSpec(name, "bridge")
-        self.port = free_port()
-        if argv is None:
-            argv, cwd = command(name, self.port)
-        else:
-            argv = [a.replace("{port}", str(self.port)) for a in argv]
-        if pin:
-            argv = pinned(argv, SERVER_CPU)
+        def build(port: int) -> tuple[list[str], Path | None]:
+            if argv is None:
+                return command(name, port)
+            return [a.replace("{port}", str(port)) for a in argv], cwd
+
         slug = name.replace(" ", "_").replace("-", "_")
-        self.log_path = log_dir / f"bridges-{slug}.log"
-        self._log = self.log_path.open("wb")
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PAGI_ENV": "production", **(env or {})}
-        full_env.pop("VIRTUAL_ENV", None)
-        self.proc = subprocess.Popen(
-            argv, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, env=full_env
+        super().__init__(
+            ServerSpec(name, "bridge"),
+            "",
+            log_dir=log_dir,
+            pin=pin,
+            command=build,
+            env=env,
+            log_name=f"bridges-{slug}.log",
         )
-        self.pid = self.proc.pid
 
 
 def wrk(port: int, path: str, connections: int, seconds: int) -> dict[str, float]:

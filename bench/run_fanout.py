@@ -39,7 +39,9 @@ from _common import (
     ServerSpec,
     free_port,
     machine_summary,
+    md_table,
     pinned,
+    raise_fd_limit,
     running,
     source_state,
     write_results,
@@ -78,10 +80,16 @@ def start_valkey() -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
-def one_run(server_name: str, case: str, args: argparse.Namespace, log_dir: Path) -> dict:
+def one_run(
+    server_name: str,
+    case: str,
+    args: argparse.Namespace,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+) -> dict:
     mode, conns = CASES[case]
     spec = SERVERS[server_name]
-    with running(spec, "fanout", log_dir=log_dir) as server:
+    with running(spec, "fanout", log_dir=log_dir, env=env) as server:
         server.wait_ready("/")
         rss0 = server.rss_kib()
         client = subprocess.Popen(
@@ -138,22 +146,23 @@ def main() -> int:
     cases = args.cases.split(",")
     log_dir = RESULTS / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    # Every subscriber is an fd in the client and one in the server (which inherits it).
+    raise_fd_limit(max((CASES[c][1] for c in cases if c in CASES), default=0) + 4096)
     valkey = None
+    redis_env: dict[str, str] = {}
     results: dict[str, dict[str, dict]] = {}
     failures: list[str] = []
+    os.environ.pop("FANOUT_REDIS", None)  # only the pagi-redis server gets it
     try:
         if "pagi-redis" in servers:
             valkey, url = start_valkey()
-            os.environ["FANOUT_REDIS_FOR"] = url
+            redis_env["FANOUT_REDIS"] = url
         for _ in range(args.rounds):
             for case in cases:
                 for name in servers:
-                    if name == "pagi-redis":
-                        os.environ["FANOUT_REDIS"] = os.environ["FANOUT_REDIS_FOR"]
-                    else:
-                        os.environ.pop("FANOUT_REDIS", None)
+                    env = redis_env if name == "pagi-redis" else None
                     try:
-                        r = one_run(name, case, args, log_dir)
+                        r = one_run(name, case, args, log_dir, env)
                     except Exception as exc:  # recorded, the run goes on
                         failures.append(f"{name} {case}: {exc}")
                         continue
@@ -169,7 +178,6 @@ def main() -> int:
                     if best is None or r["deliveries_per_s"] > best["deliveries_per_s"]:
                         results[name][case] = r
     finally:
-        os.environ.pop("FANOUT_REDIS", None)
         if valkey is not None:
             valkey.terminate()
             valkey.wait(10)
@@ -181,24 +189,28 @@ def main() -> int:
         f"Code: {source_state()}. {args.duration} s per cell, window {args.window} events, "
         f"best of {args.rounds}.",
         "",
-        "| case | server | deliveries/s | vs uvicorn+broadcaster | server µs/delivery | "
-        "idle KiB/subscriber | lost | client CPU | other load (cores) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    rows: list[list[object]] = []
     for case in cases:
         base = results.get("uvicorn+broadcaster", {}).get(case)
         for name in servers:
             r = results.get(name, {}).get(case)
             if r is None:
-                lines.append(f"| {case} | {name} | failed | | | | | | |")
+                rows.append([case, name, "failed"])
                 continue
             ratio = f"{r['deliveries_per_s'] / base['deliveries_per_s']:.2f}x" if base else "-"
             lost = r["expected"] - r["deliveries"]
-            lines.append(
-                f"| {case} | {name} | {r['deliveries_per_s']:,.0f} | {ratio} | "
-                f"{r['server_us_per_delivery']:.2f} | {r['idle_kib_per_sub']:.1f} | {lost} | "
-                f"{r['client_cpu']:.0%} | {r['other_cores']:.2f} |"
-            )
+            rows.append(
+                [case, name, f"{r['deliveries_per_s']:,.0f}", ratio,
+                 f"{r['server_us_per_delivery']:.2f}", f"{r['idle_kib_per_sub']:.1f}", lost,
+                 f"{r['client_cpu']:.0%}", f"{r['other_cores']:.2f}"]
+            )  # fmt: skip
+    lines += md_table(
+        ["case", "server", "deliveries/s", "vs uvicorn+broadcaster", "server µs/delivery",
+         "idle KiB/subscriber", "lost", "client CPU", "other load (cores)"],
+        rows,
+        "ll" + "r" * 7,
+    )  # fmt: skip
     if failures:
         lines += ["", "Failures:", *[f"- {f}" for f in failures]]
     markdown = "\n".join(lines) + "\n"

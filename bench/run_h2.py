@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import threading
@@ -36,7 +35,10 @@ from _common import (
     CpuWindow,
     Server,
     ServerSpec,
+    best_of,
     check_python_envs,
+    fmt_ratio,
+    h2load,
     machine_summary,
     pinned,
     require_tool,
@@ -61,43 +63,6 @@ ATTACK_ONLY = {
 }
 APPS = ("plaintext", "json")
 RAPID_RESET = BENCH / "clients" / "rapid_reset.py"
-
-
-def parse_duration(text: str) -> float:
-    """h2load time ('812us', '1.23ms', '2.01s') in milliseconds."""
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    if match is None:
-        return float("nan")
-    value, unit = float(match.group(1)), match.group(2)
-    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def parse_h2load(output: str) -> dict[str, float]:
-    result: dict[str, float] = {}
-    for line in output.splitlines():
-        parts = line.split()
-        if line.startswith("finished in"):
-            result["rps"] = float(parts[3])
-        elif line.startswith("requests:"):
-            result["requests"] = float(parts[1])
-            result["succeeded"] = float(parts[7])
-            result["failed"] = float(parts[9]) + float(parts[11]) + float(parts[13])
-        elif line.startswith("status codes:"):
-            result["non2xx"] = sum(float(parts[i]) for i in (4, 6, 8))
-        elif line.startswith("time for request:"):
-            result["min_ms"] = parse_duration(parts[3])
-            result["max_ms"] = parse_duration(parts[4])
-            result["mean_ms"] = parse_duration(parts[5])
-            result["sd_ms"] = parse_duration(parts[6])
-    return result
-
-
-def h2load(port: int, *options: str, timeout: float = 60) -> dict[str, float]:
-    cmd = pinned(["h2load", *options, f"http://127.0.0.1:{port}/"], CLIENT_CPU)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if out.returncode != 0:
-        raise RuntimeError(f"h2load failed: {(out.stderr or out.stdout).strip()[:300]}")
-    return parse_h2load(out.stdout)
 
 
 def wait_ready_h2(server: Server, timeout: float = 20.0) -> None:
@@ -215,12 +180,6 @@ def rapid_reset(spec: ServerSpec, streams: int, log_dir: Path) -> dict[str, obje
         }
 
 
-def fmt_ratio(value: float, base: float | None) -> str:
-    if not base or value != value:
-        return "n/a"
-    return f"{value / base:.2f}x"
-
-
 def build_markdown(args: argparse.Namespace, rows: dict, attacks: dict, failures: list[str]) -> str:
     lines = [
         "# HTTP/2 (h2c) side by side",
@@ -323,17 +282,9 @@ def main() -> int:
         for app in args.apps:
             for name in args.servers:
                 measure_one(name, app, round_no, args, runs, failures, log_dir, started)
-    rows: dict[tuple[str, str], dict[str, float]] = {}
+    rows: dict[tuple[str, str], dict] = {}
     for key, results in runs.items():
-        best = max(results, key=lambda r: r["rps"])
-        rows[key] = {
-            **best,
-            "rounds": len(results),
-            "rps_all": [r["rps"] for r in results],
-            "spread": (best["rps"] - min(r["rps"] for r in results)) / best["rps"]
-            if best["rps"]
-            else 0.0,
-        }
+        rows[key] = best_of(results)
     attacks: dict[str, dict[str, object]] = {}
     if args.resets > 0:
         specs = {name: SERVERS[name] for name in args.servers}

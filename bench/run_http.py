@@ -26,6 +26,7 @@ from _common import (
     CpuWindow,
     Server,
     ServerSpec,
+    best_of,
     check_python_envs,
     fmt_ratio,
     idle_http_memory,
@@ -183,7 +184,7 @@ def main() -> int:
     log_dir = RESULTS / "logs"
     log_dir.mkdir(exist_ok=True)
 
-    rows: dict[tuple[str, str], dict[str, float]] = {}
+    rows: dict[tuple[str, str], dict] = {}
     mem: dict[str, dict[str, float]] = {}
     failures: list[str] = []
     started = time.monotonic()
@@ -193,13 +194,7 @@ def main() -> int:
             for name in args.servers:
                 measure_one(name, app, round_no, args, runs, failures, log_dir, started)
     for key, results in runs.items():
-        best = max(results, key=lambda r: r["rps"])
-        rows[key] = {
-            **best,
-            "rounds": len(results),
-            "rps_all": [r["rps"] for r in results],
-            "spread": (best["rps"] - min(r["rps"] for r in results)) / best["rps"],
-        }
+        rows[key] = best_of(results)
     if args.idle > 0:
         for name in args.servers:
             print(f"[{time.monotonic() - started:5.0f}s] {name} / idle memory ...", flush=True)

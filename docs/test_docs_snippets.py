@@ -61,6 +61,19 @@ def test_benchmark_charts_are_drawn_from_the_results_files(tmp_path: Path) -> No
     results.mkdir()
     rounds = [{"rps": 100.0}, {"rps": 250.0}]
     layouts = {
+        "all": {
+            "baseline": "uvicorn-h11",
+            "servers": [{"key": "uvicorn-h11", "label": "uvicorn h11"}, {"key": "pagi-server"}],
+            "workloads": [
+                {"key": "json", "title": "json req/s", "higher_is_better": True},
+                {"key": "idle-ws", "title": "idle WebSocket RSS", "higher_is_better": False},
+            ],
+            "ratios": {
+                "json": {"uvicorn-h11": 1.0, "pagi-server": 2.0},
+                "idle-ws": {"uvicorn-h11": 1.0, "pagi-server": None},
+            },
+            "git": {"commit": "0123456789abcdef"},
+        },
         "h2": {"rows": [{"server": "pagi-server", "app": "json", "rps": 5.0}]},
         "bridges": {"runs": {"flask//json/pagi-server --interface wsgi": rounds}},
         "middleware": {"runs": {"pagi-server/json": rounds}},
@@ -72,6 +85,16 @@ def test_benchmark_charts_are_drawn_from_the_results_files(tmp_path: Path) -> No
     assert plot_results.series("bridges", layouts["bridges"])[1] == {
         "flask json": {"pagi-server --interface wsgi": 250.0}
     }
+    # run_all.py: ratios without the baseline (the 1x line); a failed cell is left out.
+    assert plot_results.series("all", layouts["all"])[1] == {
+        "json req/s": {"pagi-server": 2.0},
+        "idle WebSocket RSS (lower is better)": {},
+    }
+    # family-latest.json wins over stamped files; a --quick run (all-quick-*) never counts.
+    (results / "all-quick-20270101-000000.json").write_text(json.dumps(layouts["all"]))
+    assert plot_results.newest(results, "all").name == "all-20260101-000000.json"
+    (results / "all-latest.json").write_text(json.dumps(layouts["all"]))
+    assert plot_results.newest(results, "all").name == "all-latest.json"
     made = plot_results.main(["--results", str(results), "--out", str(tmp_path / "out")])
     assert {path.name for path in made} == {f"{family}.png" for family in layouts}
     for path in made:
