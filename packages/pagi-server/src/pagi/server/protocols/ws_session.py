@@ -95,6 +95,7 @@ from pagi.server.protocols.ws_frames import (
 from pagi.server.protocols.ws_handshake import accept_fields, negotiate_deflate
 from pagi.server.streams.websocket import WebSocketStream
 from pagi.server.transport import TransportHandle
+from pagi.server.waits import Flag
 from pagi.spec import DisconnectReason
 
 if TYPE_CHECKING:
@@ -187,15 +188,15 @@ class WebSocketSession:
         self.ws: FrameCodec | None = None  # set when the app accepts
         self.bytes_sent = 0
         self._pending = bytearray(leftover)
-        self._handshake_over = anyio.Event()
+        self._handshake_over = Flag()
         self._failed = False  # a protocol violation: stop parsing, discard input
         self._backlogged = False  # the receive queue is full: parse and read nothing more
         self._half_closed = False
         self._close_sent_at: float | None = None
         self._draining = False
         self._ending: Ending | None = None  # set once the carrier is to close
-        self._end = anyio.Event()
-        self._closed = anyio.Event()
+        self._end = Flag()
+        self._closed = Flag()
         self._idle = self.cfg.ws_idle_timeout
         self._ka_interval = 0.0
         self._ka_timeout: float | None = None

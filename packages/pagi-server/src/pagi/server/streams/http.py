@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import deque
 from collections.abc import Mapping
 from typing import IO, Any, Protocol
 
@@ -140,7 +139,7 @@ class HTTPStream:
         if transport is not None:
             scope["pagi.transport"] = transport
         self.machine = SendMachine("http", scope["extensions"])
-        self._chunks: deque[bytes] = deque()
+        self._chunks: list[bytes] = []  # a list: an empty deque holds ~600 bytes
         self._queued = 0
         self._body_size = 0
         self._body_complete = not has_body
@@ -274,7 +273,7 @@ class HTTPStream:
                 return dict(_DISCONNECT)
             if self._chunks or (self._body_complete and not self._final_delivered):
                 chunks = self._chunks
-                data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 chunks.clear()
                 self._queued = 0
                 more = not self._body_complete
