@@ -68,7 +68,7 @@ from pagi.server.net.listeners import (
     open_listeners,
     reuse_port_sockets,
 )
-from pagi.server.net.stream import accept
+from pagi.server.net.stream import accept, adopt, take_waiting
 from pagi.server.privileges import drop_privileges
 from pagi.server.protocols.responses import simple_response
 from pagi.server.protocols.select import serve_connection
@@ -163,7 +163,8 @@ class Server:
         self._force = False
         self.addresses: list[tuple[str, int | None]] = []
         self.ctx: ServerContext | None = None
-        self._accept_scopes: list[anyio.CancelScope] = []
+        #: False once the drain starts: accept loops stop (see _serve_connections).
+        self._accepting = True
         #: Accepted connections whose handler has not finished (some not yet
         #: registered: a TLS handshake, or a task not started yet). The drain
         #: waits for them too, so none is cut off unanswered.
@@ -466,20 +467,34 @@ class Server:
         if self.link is not None:
             self.link.ready()
         assert self._shutdown is not None
+        self._accepting = True
         async with anyio.create_task_group() as conns:
             conns.start_soon(self._tick, ctx)
-            for listener in listeners:
-                conns.start_soon(self._accept_loop, listener, conns, ctx, ssl_context)
-            await self._shutdown.wait()
-            for scope in self._accept_scopes:
-                scope.cancel()
+            async with anyio.create_task_group() as accepting:
+                for listener in listeners:
+                    accepting.start_soon(self._accept_loop, listener, conns, ctx, ssl_context)
+                await self._shutdown.wait()
+                self._accepting = False  # a loop busy setting up stops once it is done
+                accepting.cancel_scope.cancel()
+            # No accept loop waits on a listening socket any more.
             if self._reexec:  # kept for the next process: new clients wait in the backlog
                 self._kept_fds = [
                     os.dup(listener.extra(SocketAttribute.raw_socket).fileno())
                     for listener in listeners
                 ]
+            waiting: list[socket.socket] = []
             for listener in listeners:
-                await listener.aclose()  # new connections are refused from here on
+                raw = listener.extra(SocketAttribute.raw_socket)
+                if not self._reexec:
+                    # Closing the socket would reset every connection the kernel has
+                    # queued on it (when this process holds the last descriptor), so
+                    # they are taken first and served, with no await in between.
+                    waiting += _take_all(raw)
+                raw.close()  # new connections are refused from here on
+                await listener.aclose()
+            for stream in await adopt(waiting):
+                self._handling += 1
+                conns.start_soon(self._handle_counted, stream, ctx, ssl_context)
             await self._drain(ctx)
             conns.cancel_scope.cancel()
 
@@ -559,30 +574,30 @@ class Server:
         ctx: ServerContext,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
-        # Cancelled before the listener closes, so no accept waits on a dead socket.
-        with anyio.CancelScope() as scope:
-            self._accept_scopes.append(scope)
-            while True:
-                try:
-                    streams = await accept(listener)
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        # Cancelled (and stopped by _accepting) before the listener closes, so no
+        # accept waits on a closed socket; cancelling takes no connection from the
+        # kernel that is not then served.
+        while self._accepting:
+            try:
+                streams = await accept(listener)
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RETRY_ERRNOS:
+                    log.warning("accept failed (%s); pausing for 100 ms", exc)
+                    await anyio.sleep(0.1)
+                    continue
+                if listener_closed(exc):
                     return
-                except OSError as exc:
-                    if exc.errno in _ACCEPT_RETRY_ERRNOS:
-                        log.warning("accept failed (%s); pausing for 100 ms", exc)
-                        await anyio.sleep(0.1)
-                        continue
-                    if listener_closed(exc):
-                        return
-                    log.warning("accept failed: %s", exc)
-                    continue
-                except Exception:
-                    # One bad connection must never stop the server from accepting.
-                    log.exception("could not set up an accepted connection")
-                    continue
-                for stream in streams:
-                    self._handling += 1
-                    tg.start_soon(self._handle_counted, stream, ctx, ssl_context)
+                log.warning("accept failed: %s", exc)
+                continue
+            except Exception:
+                # One bad connection must never stop the server from accepting.
+                log.exception("could not set up an accepted connection")
+                continue
+            for stream in streams:
+                self._handling += 1
+                tg.start_soon(self._handle_counted, stream, ctx, ssl_context)
 
     async def _handle_counted(
         self,
@@ -648,6 +663,19 @@ def _connection_info(
         server = (str(local), None)  # R-HTTP-3: [path, None] for a Unix socket
         client = None
     return ConnectionInfo(client=client, server=server, tls=tls, root_path=root_path, state=state)
+
+
+def _take_all(listening: socket.socket) -> list[socket.socket]:
+    """Every connection queued on ``listening`` now (none on an error such as EMFILE)."""
+    taken: list[socket.socket] = []
+    while True:
+        try:
+            batch = take_waiting(listening)
+        except OSError:
+            return taken
+        if not batch:
+            return taken
+        taken += batch
 
 
 def _listen_error(exc: OSError) -> str:

@@ -400,6 +400,13 @@ class Supervisor:
         for worker in self.workers.values():
             worker.leaving = True
         self._kill_all(signal.SIGTERM)
+        # No worker will be forked any more. Holding the listening sockets open
+        # until the workers have drained would let clients connect into a backlog
+        # nobody accepts, to be reset when the supervisor exits; without this copy
+        # the last draining worker closes them, taking what is queued (refused
+        # from then on).
+        for sock in self._sockets:
+            sock.close()
 
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGUSR2:

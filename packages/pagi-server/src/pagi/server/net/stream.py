@@ -45,7 +45,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSStream
 
-__all__ = ["TransportStream", "accept", "carrier_of", "reset_on_close"]
+__all__ = ["TransportStream", "accept", "adopt", "carrier_of", "reset_on_close", "take_waiting"]
 
 _READ_HIGH = 256 * 1024  # unread bytes at which the socket stops being read
 _READ_LOW = 64 * 1024
@@ -346,28 +346,82 @@ async def accept(listener: anyio.abc.SocketListener) -> list[anyio.abc.ByteStrea
     turn let the last of a burst of clients wait behind every request of
     the first ones. Each becomes a :class:`TransportStream`. On trio,
     anyio's listener hands out one stream per call.
+
+    Cancelling this (the drain does) never loses a connection: on asyncio
+    it waits only for the socket to become readable, then accepts without
+    awaiting, and sets up what it took shielded. (``loop.sock_accept`` is not
+    safe here: its reader callback can accept a connection after the waiting
+    task was cancelled in the same event-loop turn, fail to hand it over,
+    "Exception in callback ..._sock_accept", and the client gets a reset.)
     """
     loop = _running_asyncio_loop()
     if loop is None:
         return [await listener.accept()]
     listening: socket.socket = listener.extra(SocketAttribute.raw_socket)
-    client, _ = await loop.sock_accept(listening)
-    clients = [client]
-    while len(clients) < _ACCEPT_BATCH:
-        try:
-            more, _ = listening.accept()  # the listening socket is non-blocking here
-        except (BlockingIOError, InterruptedError):
-            break
-        except OSError:
-            break  # e.g. EMFILE: serve what we have; the next wake-up reports it
-        more.setblocking(False)
-        clients.append(more)
+    clients = take_waiting(listening)
+    while not clients:
+        await _readable(loop, listening)
+        clients = take_waiting(listening)  # none if another process was first
     # Once a connection is taken from the kernel it is ours to serve: a drain
     # that cancels the accept loop now must not close what was just accepted
     # (its client's request would get no answer). Setting up is quick.
     with anyio.CancelScope(shield=True):
         streams = await _set_up(loop, clients)
     return streams
+
+
+def take_waiting(listening: socket.socket) -> list[socket.socket]:
+    """The connections queued on the non-blocking ``listening`` socket, without waiting.
+
+    Raises the ``OSError`` of the first ``accept`` (``EMFILE``, a closed
+    socket) when it took nothing.
+    """
+    clients: list[socket.socket] = []
+    while len(clients) < _ACCEPT_BATCH:
+        try:
+            client, _ = listening.accept()
+        except (BlockingIOError, InterruptedError):
+            break
+        except ConnectionAbortedError:
+            continue  # reset while queued: the next one
+        except OSError:
+            if clients:
+                break  # e.g. EMFILE: serve what we have; the next call reports it
+            raise
+        client.setblocking(False)
+        clients.append(client)
+    return clients
+
+
+async def adopt(clients: list[socket.socket]) -> list[anyio.abc.ByteStream]:
+    """Byte streams for sockets taken with :func:`take_waiting`; set up shielded."""
+    loop = _running_asyncio_loop()
+    streams: list[anyio.abc.ByteStream] = []
+    with anyio.CancelScope(shield=True):
+        if loop is not None:
+            streams = await _set_up(loop, clients)
+        else:
+            for sock in clients:
+                try:
+                    if sock.family == socket.AF_UNIX:
+                        streams.append(await anyio.abc.UNIXSocketStream.from_socket(sock))
+                    else:
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                        streams.append(await anyio.abc.SocketStream.from_socket(sock))
+                except (OSError, ValueError):
+                    sock.close()  # the client is already gone (anyio: "must be connected")
+    return streams
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Until ``sock`` is readable. Cancelling it takes nothing from the socket."""
+    waiter: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+    loop.add_reader(fd, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        loop.remove_reader(fd)
 
 
 async def _set_up(
