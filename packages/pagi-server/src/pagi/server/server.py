@@ -523,7 +523,12 @@ class Server:
                 self.request_shutdown()
             now = time.monotonic()
             for conn in list(ctx.connections):
-                conn.check_timeouts(now)
+                try:
+                    conn.check_timeouts(now)
+                except Exception:
+                    # A bug in one connection's check must not end the ticker, and
+                    # with it the whole server.
+                    log.exception("checking a connection's deadlines failed")
 
     async def _drain(self, ctx: ServerContext) -> None:
         ctx.draining = True

@@ -278,17 +278,23 @@ class H1Connection:
         raw = self._raw
         if raw is None:
             return
-        # asyncio hands out a wrapper without recv(); a temporary socket object
-        # on the same descriptor (detached again, never closed) can peek.
-        probe = socket.socket(fileno=raw.fileno())
-        try:
-            data = probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
+        fd = raw.fileno()
+        if fd < 0:
+            # Closed under us: asyncio closes the socket once the connection is
+            # lost (a reset), while the app may still be busy.
             data = b""
-        finally:
-            probe.detach()
+        else:
+            # asyncio hands out a wrapper without recv(); a temporary socket object
+            # on the same descriptor (detached again, never closed) can peek.
+            probe = socket.socket(fileno=fd)
+            try:
+                data = probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            finally:
+                probe.detach()
         if not data and self._current is not None:
             self.closing = True
             self._current.disconnect(DisconnectReason.CLIENT_CLOSED)
