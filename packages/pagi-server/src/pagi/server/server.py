@@ -38,6 +38,7 @@ With ``--workers`` above 1 the process becomes the supervisor of
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import gc
@@ -169,6 +170,7 @@ class Server:
         #: registered: a TLS handshake, or a task not started yet). The drain
         #: waits for them too, so none is cut off unanswered.
         self._handling = 0
+        self._connection_tasks: set[asyncio.Task[None]] = set()  # asyncio only
         #: A worker leaves SIGINT to its supervisor (a terminal's Ctrl-C reaches the
         #: whole process group; the supervisor turns it into one SIGTERM per worker).
         self.handle_sigint = True
@@ -493,9 +495,9 @@ class Server:
                 raw.close()  # new connections are refused from here on
                 await listener.aclose()
             for stream in await adopt(waiting):
-                self._handling += 1
-                conns.start_soon(self._handle_counted, stream, ctx, ssl_context)
+                self._spawn_connection(conns, stream, ctx, ssl_context)
             await self._drain(ctx)
+            await self._cancel_connection_tasks()
             conns.cancel_scope.cancel()
 
     async def _tick(self, ctx: ServerContext) -> None:
@@ -601,8 +603,47 @@ class Server:
                 log.exception("could not set up an accepted connection")
                 continue
             for stream in streams:
-                self._handling += 1
-                tg.start_soon(self._handle_counted, stream, ctx, ssl_context)
+                self._spawn_connection(tg, stream, ctx, ssl_context)
+
+    def _spawn_connection(
+        self,
+        tg: anyio.abc.TaskGroup,
+        stream: anyio.abc.ByteStream,
+        ctx: ServerContext,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        """Start serving one connection in a task of its own.
+
+        On asyncio the task is a plain ``asyncio`` task: an anyio task adds a
+        cancel scope, an event and a wrapper coroutine to every connection
+        (about 1.7 KiB of an idle connection's memory) for services the server
+        does not use; it tracks these tasks itself, cancels any still running
+        when it stops, and logs what one raises. Cancel scopes inside the
+        task work as in any other (anyio supports native tasks).
+        """
+        self._handling += 1
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio
+            tg.start_soon(self._handle_counted, stream, ctx, ssl_context)
+            return
+        task = loop.create_task(self._handle_counted(stream, ctx, ssl_context))
+        self._connection_tasks.add(task)
+        task.add_done_callback(self._connection_done)
+
+    def _connection_done(self, task: asyncio.Task[None]) -> None:
+        self._connection_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("connection task failed", exc_info=task.exception())
+
+    async def _cancel_connection_tasks(self) -> None:
+        """Cancel the connection tasks still running at the end, and wait for them."""
+        tasks = list(self._connection_tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(tasks, timeout=5)
 
     async def _handle_counted(
         self,
