@@ -60,9 +60,8 @@ import logging
 import sys
 from typing import Any, Protocol
 
-import anyio
-
 from pagi.server.transport import TransportHandle
+from pagi.server.waits import Wakeup
 from pagi.spec import EXT_WEBSOCKET_HTTP_RESPONSE, App, Event, EventError, SendMachine
 
 __all__ = ["WebSocketStream", "WebSocketWire", "parse_subprotocols", "payload_size"]
@@ -174,12 +173,12 @@ class WebSocketStream:
         self._messages: list[tuple[dict[str, Any], int]] = []
         self._head = 0
         self._queued_bytes = 0
-        self._room: anyio.Event | None = None
+        self._room: Wakeup | None = None
         self._connect_delivered = False
         self._disconnect: dict[str, Any] | None = None
         self._responded = False  # an HTTP response (403/denial) replaced the upgrade
         self._denial: tuple[int, list[tuple[bytes, bytes]], list[bytes]] | None = None
-        self._changed: anyio.Event | None = None
+        self._changed: Wakeup | None = None
         #: Status for the access log: 101 once accepted, else the HTTP status sent.
         self.status = 0
 
@@ -206,7 +205,7 @@ class WebSocketStream:
     async def wait_room(self) -> None:
         """Wait until the app has taken the queue down to half the byte bound, or the end."""
         while self._queued_bytes > self._resume_at and not self.ended:
-            room = self._room = anyio.Event()
+            room = self._room = Wakeup()
             await room.wait()
 
     def feed_message(self, data: str | bytes) -> bool:
@@ -262,7 +261,7 @@ class WebSocketStream:
                 return dict(self._disconnect)
             if self._responded:
                 return {"type": "websocket.disconnect", "code": 1000, "reason": ""}
-            changed = self._changed = anyio.Event()
+            changed = self._changed = Wakeup()
             await changed.wait()
 
     def _take(self) -> tuple[dict[str, Any], int]:
