@@ -172,6 +172,7 @@ async def test_unread_uploads_keep_rss_bounded(tmp_path: Path, anyio_backend: st
     app_file = tmp_path / "hold.py"
     app_file.write_text(_HOLDING_APP)
     port = _free_port()
+    errors = (tmp_path / "server.err").open("wb")  # a file: nobody reads a pipe while we upload
     server = subprocess.Popen(
         [
             sys.executable,
@@ -193,7 +194,7 @@ async def test_unread_uploads_keep_rss_bounded(tmp_path: Path, anyio_backend: st
         ],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=errors,
     )
     try:
         deadline = time.monotonic() + 20
@@ -203,8 +204,9 @@ async def test_unread_uploads_keep_rss_bounded(tmp_path: Path, anyio_backend: st
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                await anyio.sleep(0.05)
+                    log = (tmp_path / "server.err").read_text()
+                    raise AssertionError(f"the server did not listen on {port}: {log}") from None
+                await anyio.sleep(0.05)  # poll interval of a deadline-bounded wait
         async with stream:
             client = H2Client(stream)
             await client.start()
@@ -231,6 +233,7 @@ async def test_unread_uploads_keep_rss_bounded(tmp_path: Path, anyio_backend: st
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        errors.close()
 
 
 # --- deadlines -----------------------------------------------------------------------

@@ -273,8 +273,13 @@ class _RequestBody:
         """The next request event, or ``None`` once the client is gone."""
         try:
             return await self.get.receive()
-        except anyio.EndOfStream:
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
             return None
+
+    def close(self) -> None:
+        """Close both ends of the queue (the exchange is over)."""
+        self.put.close()
+        self.get.close()
 
 
 class _HTTPExchange:
@@ -293,13 +298,16 @@ class _HTTPExchange:
 
     async def run(self) -> None:
         error: Exception | None = None
-        async with anyio.create_task_group() as group:
-            group.start_soon(self.body.read)
-            try:
-                await self.app(self.scope, self.receive, self.send)
-            except Exception as exc:  # re-raised as itself, not in an exception group
-                error = exc
-            group.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self.body.read)
+                try:
+                    await self.app(self.scope, self.receive, self.send)
+                except Exception as exc:  # re-raised as itself, not in an exception group
+                    error = exc
+                group.cancel_scope.cancel()
+        finally:
+            self.body.close()
         if error is not None:
             raise error
 
@@ -378,16 +386,19 @@ class _SSEExchange:
 
     async def run(self) -> None:
         error: Exception | None = None
-        async with anyio.create_task_group() as group:
-            self.group = group
-            group.start_soon(self.body.read)
-            try:
-                await self.app(self.scope, self.receive, self.send)
-                if self.machine.state == "streaming":
-                    await self._end("x-closed-by-app")
-            except Exception as exc:  # re-raised as itself, not in an exception group
-                error = exc
-            group.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as group:
+                self.group = group
+                group.start_soon(self.body.read)
+                try:
+                    await self.app(self.scope, self.receive, self.send)
+                    if self.machine.state == "streaming":
+                        await self._end("x-closed-by-app")
+                except Exception as exc:  # re-raised as itself, not in an exception group
+                    error = exc
+                group.cancel_scope.cancel()
+        finally:
+            self.body.close()
         if error is not None:
             raise error
 

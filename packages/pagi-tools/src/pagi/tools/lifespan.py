@@ -139,6 +139,11 @@ class _ChildLifespan:
     async def _send(self, event: Mapping[str, Any]) -> None:
         await self._app_outbox.send(dict(event))
 
+    def close(self) -> None:
+        """Close the four stream ends (once the app's task is over)."""
+        for end in (self._to_app, self._app_inbox, self._app_outbox, self._from_app):
+            end.close()
+
     async def step(self, phase: str) -> str | None:
         """Send ``lifespan.<phase>``; ``None`` if it completed or is unsupported, else why not."""
         if not self.supported:
@@ -180,39 +185,47 @@ async def serve_lifespan(
     failure: str | None = None
     unexpected: str | None = None
     errors: list[str] = []
-    # Every send to the server happens outside the cancelled task group.
-    async with anyio.create_task_group() as group:
-        started: list[_ChildLifespan] = []
-        ours_started = False
-        try:
-            if startup is not None:
-                await startup()
-            ours_started = True
-        except Exception as exc:
-            failure = _describe(exc)
-        if failure is None:
-            for app in children:
-                child = _ChildLifespan(app, scope)
-                group.start_soon(child.run)
-                failure = await child.step("startup")
-                if failure is not None:
-                    break
-                started.append(child)
-        if failure is not None:
-            for child in reversed(started):
-                await child.step("shutdown")
-            if ours_started and shutdown is not None:
-                await shutdown()
-        else:
-            await send({"type": "lifespan.startup.complete"})
-            event = await receive()
-            if event["type"] != "lifespan.shutdown":
-                unexpected = str(event["type"])
+    created: list[_ChildLifespan] = []
+    try:
+        # Every send to the server happens outside the cancelled task group.
+        async with anyio.create_task_group() as group:
+            started: list[_ChildLifespan] = []
+            ours_started = False
+            try:
+                if startup is not None:
+                    await startup()
+                ours_started = True
+            except Exception as exc:
+                failure = _describe(exc)
+            if failure is None:
+                for app in children:
+                    child = _ChildLifespan(app, scope)
+                    created.append(child)
+                    group.start_soon(child.run)
+                    failure = await child.step("startup")
+                    if failure is not None:
+                        break
+                    started.append(child)
+            if failure is not None:
+                for child in reversed(started):
+                    await child.step("shutdown")
+                if ours_started and shutdown is not None:
+                    await shutdown()
             else:
-                errors = [e for child in reversed(started) if (e := await child.step("shutdown"))]
-                if shutdown is not None:
-                    errors += await shutdown()
-        group.cancel_scope.cancel()
+                await send({"type": "lifespan.startup.complete"})
+                event = await receive()
+                if event["type"] != "lifespan.shutdown":
+                    unexpected = str(event["type"])
+                else:
+                    for child in reversed(started):
+                        if error := await child.step("shutdown"):
+                            errors.append(error)
+                    if shutdown is not None:
+                        errors += await shutdown()
+            group.cancel_scope.cancel()
+    finally:
+        for child in created:
+            child.close()  # also when startup fails or we are cancelled
     if failure is not None:
         await send({"type": "lifespan.startup.failed", "message": failure})
     elif unexpected is not None:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -72,8 +74,13 @@ class _Upstream:
         async with self.lock:
             await self.stream.send(self.ws.send(event))
 
-    async def events(self) -> Any:
-        """wsproto events as bytes arrive; ends at the upstream's end of stream."""
+    async def events(self) -> AsyncGenerator[Any, None]:
+        """wsproto events as bytes arrive; ends at the upstream's end of stream.
+
+        Callers that stop early close it with ``aclosing``: an abandoned
+        generator would be finalised later by the garbage collector, outside
+        its task (trio reports that as an unraisable error).
+        """
         while True:
             try:
                 data = await self.stream.receive()
@@ -181,17 +188,18 @@ async def proxy_websocket(proxy: Proxy, scope: Scope, receive: Receive, send: Se
 async def _handshake(upstream: _Upstream, events: Any) -> Any:
     """The AcceptConnection, ``(status, headers, body)`` for a refusal, or None at EOF."""
     refusal: tuple[int, Any, bytearray] | None = None
-    async for event in upstream.events():
-        if isinstance(event, events.AcceptConnection):
-            return event
-        if isinstance(event, events.RejectConnection):
-            refusal = (event.status_code, event.headers, bytearray())
-            if not event.has_body:
-                return refusal[0], refusal[1], b""
-        elif isinstance(event, events.RejectData) and refusal is not None:
-            refusal[2].extend(event.data)
-            if event.body_finished:
-                return refusal[0], refusal[1], bytes(refusal[2])
+    async with aclosing(upstream.events()) as incoming:
+        async for event in incoming:
+            if isinstance(event, events.AcceptConnection):
+                return event
+            if isinstance(event, events.RejectConnection):
+                refusal = (event.status_code, event.headers, bytearray())
+                if not event.has_body:
+                    return refusal[0], refusal[1], b""
+            elif isinstance(event, events.RejectData) and refusal is not None:
+                refusal[2].extend(event.data)
+                if event.body_finished:
+                    return refusal[0], refusal[1], bytes(refusal[2])
     return None if refusal is None else (refusal[0], refusal[1], bytes(refusal[2]))
 
 
@@ -226,25 +234,28 @@ async def _pump(upstream: _Upstream, events: Any, receive: Receive, send: Send) 
         group.start_soon(client_to_upstream)
         parts: list[Any] = []
         try:
-            async for event in upstream.events():
-                if isinstance(event, (events.TextMessage, events.BytesMessage)):
-                    parts.append(event.data)
-                    if event.message_finished:
-                        key = "text" if isinstance(event, events.TextMessage) else "bytes"
-                        data = ("" if key == "text" else b"").join(parts)
-                        parts = []
-                        await send({"type": "websocket.send", key: data})
-                elif isinstance(event, events.Ping):
-                    await upstream.send(event.response())
-                elif isinstance(event, events.CloseConnection):
-                    if upstream.ws.state.name == "REMOTE_CLOSING":
+            async with aclosing(upstream.events()) as incoming:
+                async for event in incoming:
+                    if isinstance(event, (events.TextMessage, events.BytesMessage)):
+                        parts.append(event.data)
+                        if event.message_finished:
+                            key = "text" if isinstance(event, events.TextMessage) else "bytes"
+                            data = ("" if key == "text" else b"").join(parts)
+                            parts = []
+                            await send({"type": "websocket.send", key: data})
+                    elif isinstance(event, events.Ping):
                         await upstream.send(event.response())
-                        code = event.code if event.code not in _REPORT_ONLY else 1000
-                        await send({"type": "websocket.close", "code": code,
-                                    "reason": event.reason or ""})  # fmt: skip
-                    break
-            else:  # the upstream dropped the connection without a Close
-                await send({"type": "websocket.close", "code": 1011, "reason": "upstream closed"})
+                    elif isinstance(event, events.CloseConnection):
+                        if upstream.ws.state.name == "REMOTE_CLOSING":
+                            await upstream.send(event.response())
+                            code = event.code if event.code not in _REPORT_ONLY else 1000
+                            await send({"type": "websocket.close", "code": code,
+                                        "reason": event.reason or ""})  # fmt: skip
+                        break
+                else:  # the upstream dropped the connection without a Close
+                    await send(
+                        {"type": "websocket.close", "code": 1011, "reason": "upstream closed"}
+                    )
         except (anyio.BrokenResourceError, OSError) as exc:
             log.warning("websocket upstream failed: %r", exc)
             await send({"type": "websocket.close", "code": 1011, "reason": "upstream failed"})

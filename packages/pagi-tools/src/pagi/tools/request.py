@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from pagi.spec import ConnectionState, Receive, Scope, Transport
@@ -36,7 +36,7 @@ from pagi.tools.negotiation import best_match, quality
 if TYPE_CHECKING:
     from pagi.tools.middleware.session import SessionData
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "HTTPConnection", "Request"]
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "BodyStream", "HTTPConnection", "Request"]
 
 #: Default cap for :meth:`Request.body` and friends: 10 MiB.
 DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
@@ -258,6 +258,82 @@ class HTTPConnection:
         return best_match(offered, self.headers.get("accept"))
 
 
+class BodyStream:
+    """:meth:`Request.stream`: the request body as an async iterator of chunks.
+
+    A plain object rather than an async generator, so a reader that stops
+    early (a form parser at a limit, a handler that has seen enough) leaves
+    nothing to be finalised later outside its task. Nothing is received
+    until the first chunk is asked for.
+    """
+
+    __slots__ = ("_done", "_limit", "_received", "_request", "_started")
+
+    def __init__(self, request: Request, limit: int | None) -> None:
+        self._request = request
+        self._limit = limit
+        self._received = 0
+        self._started = False
+        self._done = False
+
+    def __aiter__(self) -> BodyStream:
+        """The stream itself (it can be iterated once)."""
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            if not self._started:
+                self._started = True
+                cached = self._begin()
+                if cached is not None:
+                    self._done = True
+                    return cached
+            return await self._next_chunk()
+        except BaseException:
+            self._done = True  # an error ends the iteration, as it would a generator
+            raise
+
+    def _begin(self) -> bytes | None:
+        """The buffered body to replay, or ``None`` after checking the body may be streamed."""
+        request, limit = self._request, self._limit
+        scope = request.scope
+        if scope.get(_BODY) is not None:
+            # Already buffered: replay it, so middleware that read the body
+            # first does not starve a streaming handler.
+            return bytes(scope[_BODY])
+        if scope.get(_STREAMED):
+            raise BodyConsumedError("the request body was already streamed")
+        scope[_STREAMED] = True
+        declared = request.content_length
+        if limit is not None and declared is not None and declared > limit:
+            raise BodyTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit")
+        return None
+
+    async def _next_chunk(self) -> bytes:
+        request, limit = self._request, self._limit
+        kind = "sse.request" if request.scope.get("type") == "sse" else "http.request"
+        while True:
+            event = await request._receive()
+            if event["type"] != kind:
+                raise ClientDisconnected(f"client disconnected after {self._received} body bytes")
+            chunk = bytes(event.get("body") or b"")
+            self._received += len(chunk)
+            if limit is not None and self._received > limit:
+                raise BodyTooLarge(f"request body exceeds the {limit}-byte limit")
+            if not event.get("more"):
+                self._done = True
+            if chunk:
+                return chunk
+            if self._done:
+                raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Stop iterating (nothing to release; accepted so ``contextlib.aclosing`` works)."""
+        self._done = True
+
+
 class Request(HTTPConnection):
     """An ``http`` request: method, body, JSON, forms and uploads.
 
@@ -323,39 +399,16 @@ class Request(HTTPConnection):
         user, sep, password = decoded.partition(":")
         return (user, password) if sep else None
 
-    async def stream(self, max_size: int | None = -1) -> AsyncIterator[bytes]:
-        """Yield the body in chunks as they arrive; raise ``BodyTooLarge`` past ``max_size``.
+    def stream(self, max_size: int | None = -1) -> BodyStream:
+        """The body in chunks as they arrive; raises ``BodyTooLarge`` past ``max_size``.
 
-        ``max_size=-1`` means this request's ``max_body_size``; ``None`` means
-        no cap (the server's own limit still applies). Raises
-        :class:`ClientDisconnected` if the client leaves mid-body.
+        ``async for chunk in request.stream():``. ``max_size=-1`` means this
+        request's ``max_body_size``; ``None`` means no cap (the server's own
+        limit still applies). Raises :class:`ClientDisconnected` if the
+        client leaves mid-body.
         """
-        if self.scope.get(_BODY) is not None:
-            # Already buffered: replay it, so middleware that read the body first
-            # does not starve a streaming handler.
-            yield self.scope[_BODY]
-            return
-        if self.scope.get(_STREAMED):
-            raise BodyConsumedError("the request body was already streamed")
-        self.scope[_STREAMED] = True
         limit = self.max_body_size if max_size == -1 else max_size
-        declared = self.content_length
-        if limit is not None and declared is not None and declared > limit:
-            raise BodyTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit")
-        received = 0
-        kind = "sse.request" if self.scope.get("type") == "sse" else "http.request"
-        while True:
-            event = await self._receive()
-            if event["type"] != kind:
-                raise ClientDisconnected(f"client disconnected after {received} body bytes")
-            chunk = bytes(event.get("body") or b"")
-            received += len(chunk)
-            if limit is not None and received > limit:
-                raise BodyTooLarge(f"request body exceeds the {limit}-byte limit")
-            if chunk:
-                yield chunk
-            if not event.get("more"):
-                return
+        return BodyStream(self, limit)
 
     async def body(self, max_size: int | None = -1) -> bytes:
         """The whole body, read once and cached in the scope."""

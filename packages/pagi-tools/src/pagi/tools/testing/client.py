@@ -309,13 +309,14 @@ class AsyncTestClient:
                         group.start_soon(exchange.disconnect_after, disconnect_after)
                     await exchange.run_app()
                     group.cancel_scope.cancel()
+            content = exchange.drain()
         except TimeoutError:
             raise TimeoutError(
                 f"{method} {url}: the app did not finish within {self.timeout}s "
                 "(an endless response? use client.stream())"
             ) from None
-        content = exchange.drain()
-        exchange.dispose()
+        finally:
+            exchange.dispose()  # also on a timeout: no body stream is left open
         return self._finish(exchange, content)
 
     async def get(self, url: str, **kwargs: Any) -> TestResponse:

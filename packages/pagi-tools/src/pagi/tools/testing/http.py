@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -256,6 +256,33 @@ async def _body_bytes(event: Mapping[str, Any]) -> bytes:
     return bytes(event.get("body") or b"")
 
 
+class BodyChunks:
+    """The async iterator behind :meth:`StreamingTestResponse.aiter_bytes`.
+
+    A plain object rather than an async generator, so a test may stop
+    reading whenever it likes (``break``, one ``__anext__``) and leave
+    nothing for the garbage collector to finalise outside its task.
+    """
+
+    __slots__ = ("_exchange",)
+
+    def __init__(self, exchange: HTTPExchange) -> None:
+        self._exchange = exchange
+
+    def __aiter__(self) -> BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            with anyio.fail_after(self._exchange.timeout):
+                return await self._exchange.body_out.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """Nothing to release (accepted so ``contextlib.aclosing`` works)."""
+
+
 class StreamingTestResponse:
     """A response whose body is read as it arrives; see ``client.stream()``."""
 
@@ -267,15 +294,9 @@ class StreamingTestResponse:
         self.headers = Headers(raw=exchange.headers)
         self.connection = exchange.connection
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """Yield body chunks as the app sends them; ``TimeoutError`` if one takes too long."""
-        while True:
-            try:
-                with anyio.fail_after(self._exchange.timeout):
-                    chunk = await self._exchange.body_out.receive()
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                return
-            yield chunk
+    def aiter_bytes(self) -> BodyChunks:
+        """Body chunks as the app sends them; ``TimeoutError`` if one takes too long."""
+        return BodyChunks(self._exchange)
 
     async def read(self) -> bytes:
         """The rest of the body (waits for the end of the response)."""
