@@ -127,6 +127,10 @@ class Outbox:
         """Return once everything queued has been handed over, and the buffer is below high."""
         raise NotImplementedError
 
+    def must_flush(self) -> bool:
+        """Whether :meth:`flush` has anything to wait for (lets the hot path skip the await)."""
+        raise NotImplementedError
+
     def writer(self) -> Callable[[], Coroutine[Any, Any, None]] | None:
         """The writer task to run beside the connection, if this strategy needs one."""
         return None
@@ -252,6 +256,9 @@ class TransportOutbox(Outbox):
         self.write_nowait(data)
         await self.flush()
 
+    def must_flush(self) -> bool:
+        return self._direct.write_paused and self.broken is None
+
     async def flush(self) -> None:
         # The bytes were handed over when written; wait only while the buffer
         # is above the high mark (until it falls below the low one).
@@ -333,6 +340,9 @@ class StreamOutbox(Outbox):
             if self._below_low is None:
                 self._below_low = anyio.Event()
             await self._below_low.wait()
+
+    def must_flush(self) -> bool:
+        return self.broken is None and bool(self._chunks or self._sending)
 
     async def flush(self) -> None:
         while self.broken is None and (self._chunks or self._sending):

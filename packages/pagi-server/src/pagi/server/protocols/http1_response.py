@@ -129,7 +129,8 @@ class H1Response:
         outbox = self._conn.outbox
         if final:
             outbox.write_nowait(payload, wake=False)
-            await outbox.flush()
+            if outbox.must_flush():
+                await outbox.flush()
         elif payload:
             await outbox.write(payload)
 
