@@ -112,8 +112,8 @@ def main() -> int:
     parser.add_argument(
         "--app",
         default="plaintext",
-        choices=["plaintext", "json", "stream", "ws-echo", "sse"],
-        help="HTTP apps run under wrk; ws-echo and sse under the Node client of run_ws.py",
+        choices=["plaintext", "json", "stream", "ws-echo", "ws-echo-deflate", "sse"],
+        help="HTTP apps run under wrk; ws-echo(-deflate) and sse under the Node client of run_ws.py",
     )
     parser.add_argument("--duration", type=int, default=8, help="seconds of load and sampling")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -140,13 +140,15 @@ def main() -> int:
     raw = RESULTS / f"profile-{args.app}-{stamp}.txt"
 
     spec = ServerSpec("pagi-server", "pagi", ["--loop", args.loop])
-    server_app = "ws" if args.app in ("ws-echo", "sse") else args.app
+    server_app = "ws" if args.app in ("ws-echo", "ws-echo-deflate", "sse") else args.app
     with running(spec, server_app, log_dir=log_dir) as server:
         server.wait_ready()
         url = f"http://127.0.0.1:{server.port}/"
-        if args.app == "ws-echo":
+        if args.app in ("ws-echo", "ws-echo-deflate"):
             load_cmd = ["node", str(LOAD_JS), "echo", f"ws://127.0.0.1:{server.port}/ws", "50"]
             load_cmd += [str(args.duration + 1), "1"]
+            if args.app == "ws-echo-deflate":
+                load_cmd.append("deflate")
         elif args.app == "sse":
             load_cmd = ["node", str(LOAD_JS), "sse", url + "events", "100"]
             load_cmd += [str(args.duration + 1), "1"]
