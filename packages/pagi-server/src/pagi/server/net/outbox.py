@@ -254,7 +254,8 @@ class TransportOutbox(Outbox):
 
     async def write(self, data: bytes) -> None:
         self.write_nowait(data)
-        await self.flush()
+        if self._direct.write_paused and self.broken is None:  # must_flush(), inline
+            await self.flush()
 
     def must_flush(self) -> bool:
         return self._direct.write_paused and self.broken is None
