@@ -57,6 +57,19 @@ async def serve_app(app: Any, **options: Any) -> AsyncIterator[Running]:
             await stream.aclose()
 
 
+async def until(check: Any, what: str, timeout: float = 5.0) -> None:
+    """Poll ``check()`` until it is true; fail naming ``what`` after ``timeout`` seconds.
+
+    For conditions nothing signals (a flag in the server, a socket state);
+    where the test owns the code that makes it true, an event is better.
+    """
+    deadline = anyio.current_time() + timeout
+    while not check():
+        if anyio.current_time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await anyio.sleep(0.01)
+
+
 async def read_until_close(stream: anyio.abc.ByteStream, timeout: float = 5.0) -> bytes:
     """Everything the server sends until it closes (fails the test on timeout)."""
     chunks = []

@@ -47,6 +47,9 @@ async def app(scope, receive, send):
             else:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["path"] in ("/slow", "/hang"):
+        # A file the test waits for: the request is in the app now.
+        open(scope["path"][1:] + "-started", "w").close()
     if scope["path"] == "/slow":
         await anyio.sleep(1.0)
     if scope["path"] == "/hang":
@@ -97,15 +100,23 @@ class ServerProcess:
                 time.sleep(0.05)
         raise AssertionError(f"server did not listen on {port}: {self.stderr}")
 
-    def wait_path(self, path: Path, timeout: float = 15.0) -> None:
+    def wait_until(self, check: Any, what: str, timeout: float = 15.0) -> None:
+        """Poll ``check()`` until true; fail naming ``what`` on timeout or if the server exits."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if path.exists():
-                return
+        while not check():
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}: {self.stderr}")
+                raise AssertionError(
+                    f"server exited {self.proc.returncode} before {what}: {self.stderr}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what} within {timeout} s: {self.stderr}")
             time.sleep(0.05)
-        raise AssertionError(f"no socket at {path}: {self.stderr}")
+
+    def wait_path(self, path: Path, timeout: float = 15.0) -> None:
+        self.wait_until(path.exists, f"file at {path}", timeout)
+
+    def wait_stderr(self, needle: str, timeout: float = 15.0) -> None:
+        self.wait_until(lambda: needle in self.stderr, f"{needle!r} in the log", timeout)
 
     def wait(self, timeout: float = 15.0) -> int:
         return self.proc.wait(timeout)

@@ -377,17 +377,24 @@ def test_reload_restarts_on_change(tmp_path: Path) -> None:
     try:
         proc.wait_port(port)
         first = httpx.get(f"http://127.0.0.1:{port}/").text
-        time.sleep(0.5)
-        app.write_text(app.read_text() + "\n# touched\n")
+        # Nothing says when the watcher is watching: touch the file (at most once a
+        # second) until the reloader reports the change, then wait for the new server.
         deadline = time.monotonic() + 15
+        touched = 0.0
+        while "changed; restarting" not in proc.stderr:
+            assert time.monotonic() < deadline, proc.stderr
+            if time.monotonic() - touched > 1.0:
+                app.write_text(app.read_text() + "\n# touched\n")
+                touched = time.monotonic()
+            time.sleep(0.05)  # poll interval
         second = first
         while second == first and time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.2)  # poll interval of a deadline-bounded wait
             try:
                 second = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
             except httpx.HTTPError:
                 continue
-        assert second != first  # a new process answers
+        assert second != first, proc.stderr  # a new process answers
     finally:
         os.killpg(proc.proc.pid, signal.SIGTERM)
         proc.wait(15)

@@ -78,22 +78,23 @@ async def test_raising_mid_body_truncates_R_HERR_6(serve: Any) -> None:
 
 
 async def test_no_500_when_client_already_left_R_HERR_12(serve: Any, caplog: Any) -> None:
-    left = anyio.Event()
+    entered = anyio.Event()
     done = anyio.Event()
     reasons: list[str | None] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         conn = scope["pagi.connection"]
+        entered.set()
         with anyio.fail_after(5):
             reason = await conn.disconnect_future()
         reasons.append(reason)
-        left.set()
         done.set()
 
     async with serve(app) as running:
         stream = await running.connect()
         await stream.send(GET)
-        await anyio.sleep(0.1)
+        with anyio.fail_after(5):
+            await entered.wait()  # the request is in the app: now the client leaves
         await stream.aclose()
         with anyio.fail_after(5):
             await done.wait()
@@ -104,10 +105,12 @@ async def test_no_500_when_client_already_left_R_HERR_12(serve: Any, caplog: Any
 async def test_disconnect_detected_while_app_is_busy_R_HTTP_63_R_CONN_40(serve: Any) -> None:
     """The app never calls receive; the connection object still learns of the close."""
     order: list[str] = []
+    entered = anyio.Event()
     finished = anyio.Event()
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         conn = scope["pagi.connection"]
+        entered.set()
 
         def on_disconnect(reason: str) -> None:
             # By step 4 of R-CONN-40, steps 1-3 have happened.
@@ -128,7 +131,8 @@ async def test_disconnect_detected_while_app_is_busy_R_HTTP_63_R_CONN_40(serve: 
     async with serve(app) as running:
         stream = await running.connect()
         await stream.send(GET)
-        await anyio.sleep(0.1)
+        with anyio.fail_after(5):
+            await entered.wait()
         await stream.aclose()
         with anyio.fail_after(5):
             await finished.wait()

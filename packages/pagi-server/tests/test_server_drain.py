@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from server_helpers import hello, read_response
+from server_helpers import hello, read_response, until
 from server_subprocess import PID_APP, ServerProcess, free_port, write_app
 
 from pagi.server import Server
@@ -19,18 +19,36 @@ from pagi.server import Server
 pytestmark = pytest.mark.anyio
 
 
-def slow_app(delay: float, events: list[str]) -> Any:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        events.append("start")
-        await anyio.sleep(delay)
-        await hello(scope, receive, send)
-        events.append("end")
+class SlowApp:
+    """Answers ``hello`` after ``delay`` seconds, or once ``release`` is set when no delay.
 
-    return app
+    ``started`` is set when a request is in the app, so a test starts the
+    drain exactly while it is in flight.
+    """
+
+    def __init__(self, delay: float | None = None) -> None:
+        self.delay = delay
+        self.events: list[str] = []
+        self.started = anyio.Event()
+        self.release = anyio.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.events.append("start")
+        self.started.set()
+        if self.delay is None:
+            await self.release.wait()
+        else:
+            await anyio.sleep(self.delay)  # the in-flight work the drain must wait for
+        await hello(scope, receive, send)
+        self.events.append("end")
+
+    async def wait_started(self) -> None:
+        with anyio.fail_after(5):
+            await self.started.wait()
 
 
 async def test_in_flight_request_completes_then_server_stops(serve: Any) -> None:
-    events: list[str] = []
+    app = SlowApp(0.4)
     results: list[httpx.Response] = []
 
     async def fetch(url: str) -> None:
@@ -38,29 +56,28 @@ async def test_in_flight_request_completes_then_server_stops(serve: Any) -> None
             results.append(await client.get(url))
 
     async with anyio.create_task_group() as tg:
-        async with serve(slow_app(0.4, events), shutdown_timeout=5) as running:
+        async with serve(app, shutdown_timeout=5) as running:
             tg.start_soon(fetch, running.url + "/")
-            with anyio.fail_after(5):
-                while "start" not in events:
-                    await anyio.sleep(0.01)
+            await app.wait_started()
             running.server.request_shutdown()
-        events.append("serve returned")
+        app.events.append("serve returned")
     assert results[0].status_code == 200
     assert results[0].text == "hello"
     # The app finished its response before serve() returned, and the port is closed.
-    assert events == ["start", "end", "serve returned"]
+    assert app.events == ["start", "end", "serve returned"]
     with pytest.raises(OSError):
         await anyio.connect_tcp(running.host, running.port)
 
 
 async def test_response_to_in_flight_request_says_connection_close(serve: Any) -> None:
-    events: list[str] = []
-    async with serve(slow_app(0.3, events), shutdown_timeout=5) as running:
+    app = SlowApp()
+    async with serve(app, shutdown_timeout=5) as running:
         stream = await running.connect()
         await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        while "start" not in events:
-            await anyio.sleep(0.01)
+        await app.wait_started()
         running.server.request_shutdown()
+        await until(lambda: running.server.ctx.draining, "the drain to start")
+        app.release.set()
         response = await read_response(stream)
         assert response.startswith(b"HTTP/1.1 200")
         assert b"connection: close" in response.lower()
@@ -72,16 +89,22 @@ async def test_response_to_in_flight_request_says_connection_close(serve: Any) -
 
 
 async def test_new_connection_refused_once_shutdown_starts(serve: Any) -> None:
-    events: list[str] = []
-    async with serve(slow_app(0.5, events), shutdown_timeout=5) as running:
+    app = SlowApp()  # held in the app until the test has seen the listener closed
+    async with serve(app, shutdown_timeout=5) as running:
         stream = await running.connect()
         await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        while "start" not in events:
-            await anyio.sleep(0.01)
+        await app.wait_started()
         running.server.request_shutdown()
-        await anyio.sleep(0.1)  # the drain is under way; the listener is closed
-        with pytest.raises(OSError):
-            await anyio.connect_tcp(running.host, running.port)
+        with anyio.fail_after(5):
+            while True:  # the listener closes as the drain starts, not after it
+                try:
+                    probe = await anyio.connect_tcp(running.host, running.port)
+                except OSError:
+                    break
+                await probe.aclose()
+                await anyio.sleep(0.01)  # poll interval
+        assert app.events == ["start"]  # the request is still in flight
+        app.release.set()
         response = await read_response(stream)
         assert response.startswith(b"HTTP/1.1 200")
         await stream.aclose()
@@ -160,7 +183,7 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
         proc.wait_port(port)
         results: list[Any] = []
         thread = _fetch_in_thread(f"http://127.0.0.1:{port}/slow", results)
-        time.sleep(0.4)  # the request is in the app's 1 s sleep
+        proc.wait_path(tmp_path / "slow-started")  # the request is in the app's 1 s sleep
         proc.signal(signal.SIGTERM)
         thread.join(10)
         assert proc.wait(10) == 0
@@ -181,9 +204,9 @@ def test_second_sigint_forces_exit(tmp_path: Path) -> None:
         proc.wait_port(port)
         results: list[Any] = []
         thread = _fetch_in_thread(f"http://127.0.0.1:{port}/hang", results)
-        time.sleep(0.3)
+        proc.wait_path(tmp_path / "hang-started")
         proc.signal(signal.SIGINT)
-        time.sleep(0.3)
+        proc.wait_stderr("received SIGINT: draining")
         assert proc.proc.poll() is None  # still draining the hanging request
         started = time.monotonic()
         proc.signal(signal.SIGINT)

@@ -170,10 +170,12 @@ async def test_trailers_and_backstop_and_reset_R_HERR_6(serve: Any) -> None:
 
 async def test_client_reset_disconnects_the_stream_R_H2_6(serve: Any) -> None:
     reasons: list[str] = []
+    entered = anyio.Event()
     done = anyio.Event()
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         conn = scope["pagi.connection"]
+        entered.set()
         with anyio.fail_after(5):
             reasons.append(await conn.disconnect_future())
             event = await receive()
@@ -184,7 +186,8 @@ async def test_client_reset_disconnects_the_stream_R_H2_6(serve: Any) -> None:
         client = RawH2(await running.connect())
         await client.start()
         sid = await client.request(_request(b"/", method=b"POST"), end=False)
-        await anyio.sleep(0.1)
+        with anyio.fail_after(5):
+            await entered.wait()  # the stream reached the app: now reset it
         client.conn.reset_stream(sid)
         await client.stream.send(client.conn.data_to_send())
         with anyio.fail_after(5):
@@ -193,25 +196,34 @@ async def test_client_reset_disconnects_the_stream_R_H2_6(serve: Any) -> None:
 
 
 async def test_concurrent_streams_are_independent_R_H2_1(serve: Any) -> None:
+    """/slow answers only once /fast, sent after it on the same connection, is answered."""
+    slow_started = anyio.Event()
+    fast_answered = anyio.Event()
+    answered: list[tuple[str, str]] = []
+
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["path"] == "/slow":
-            await anyio.sleep(0.3)
+            slow_started.set()
+            with anyio.fail_after(5):  # streams served one at a time would wait here
+                await fast_answered.wait()
         await hello(scope, receive, send)
+        answered.append((scope["path"], scope["http_version"]))
+        if scope["path"] == "/fast":
+            fast_answered.set()
 
     async with serve(app) as running:
         async with httpx.AsyncClient(http1=False, http2=True) as client:
-            results: dict[str, float] = {}
 
             async def fetch(path: str) -> None:
                 response = await client.get(running.url + path)
                 assert response.text == "hello"
-                results[path] = anyio.current_time()
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(fetch, "/slow")
-                await anyio.sleep(0.05)
+                with anyio.fail_after(5):
+                    await slow_started.wait()
                 tg.start_soon(fetch, "/fast")
-    assert results["/fast"] < results["/slow"]
+    assert answered == [("/fast", "2"), ("/slow", "2")]
 
 
 async def test_h2_over_tls_via_alpn_R_H2_9(serve: Any, tmp_path: Any) -> None:

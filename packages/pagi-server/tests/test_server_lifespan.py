@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from server_helpers import hello
+from server_helpers import hello, read_response, until
 
 from pagi.server import LifespanFailure, Server
 
@@ -21,7 +21,7 @@ def lifespan_app(
     *,
     startup: str = "complete",
     shutdown: str = "complete",
-    startup_delay: float = 0.0,
+    startup_gate: anyio.Event | None = None,
     on_startup: Any = None,
 ) -> Any:
     """An app whose lifespan replies as told and records what happened, in order."""
@@ -33,7 +33,8 @@ def lifespan_app(
                 event = await receive()
                 log.append(event["type"])
                 if event["type"] == "lifespan.startup":
-                    await anyio.sleep(startup_delay)
+                    if startup_gate is not None:
+                        await startup_gate.wait()  # a slow startup, as long as the test says
                     if on_startup is not None:
                         on_startup(scope)
                     if startup == "complete":
@@ -66,10 +67,11 @@ async def test_startup_completes_before_first_connection_is_served_R_LIFE_10() -
     # The socket is bound and listening before serve() runs, so the client can connect
     # during a slow startup; the request must still wait for startup.complete.
     log: list[str] = []
+    gate = anyio.Event()
     sock = socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = Server(
-        lifespan_app(log, startup_delay=0.3),
+        lifespan_app(log, startup_gate=gate),
         sockets=[sock],
         lifespan="on",
         access_log=None,
@@ -78,11 +80,16 @@ async def test_startup_completes_before_first_connection_is_served_R_LIFE_10() -
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
-        await anyio.sleep(0.05)
-        assert "startup-replied" not in log
-        response = await _get(f"http://127.0.0.1:{port}/")
+        await until(lambda: "lifespan.startup" in log, "the app to receive lifespan.startup")
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            # Negative check: give a wrong server the time to answer before startup is done.
+            await anyio.sleep(0.2)
+            assert "request" not in log
+            gate.set()
+            response = await read_response(stream)
         server.request_shutdown()
-    assert response.status_code == 200
+    assert response.startswith(b"HTTP/1.1 200")
     assert log.index("startup-replied") < log.index("request")
 
 
@@ -250,10 +257,13 @@ async def test_shutdown_sent_after_connections_drained_R_LIFE_13_14(serve: Any) 
     log: list[str] = []
     inner = lifespan_app(log)
 
+    request_started = anyio.Event()
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             log.append("request-start")
-            await anyio.sleep(0.3)
+            request_started.set()
+            await anyio.sleep(0.3)  # in flight while the drain begins
             await hello(scope, receive, send)
             log.append("request-end")
             return
@@ -262,8 +272,8 @@ async def test_shutdown_sent_after_connections_drained_R_LIFE_13_14(serve: Any) 
     async with anyio.create_task_group() as tg:
         async with serve(app, lifespan="on") as running:
             tg.start_soon(_get, running.url + "/")
-            while "request-start" not in log:
-                await anyio.sleep(0.01)
+            with anyio.fail_after(5):
+                await request_started.wait()
     assert log.index("request-end") < log.index("lifespan.shutdown")
     assert log[-1] == "shutdown-replied"
 
@@ -303,8 +313,12 @@ async def test_lifespan_task_raising_after_startup_is_logged_R_LIFE_23(
             raise RuntimeError("background job died")
         await hello(scope, receive, send)
 
+    def logged() -> bool:
+        errors = [r.exc_info[1] for r in caplog.records if r.exc_info]
+        return any("background job died" in str(error) for error in errors)
+
     async with serve(app, lifespan="on") as running:
-        await anyio.sleep(0.05)
+        await until(logged, "the lifespan task's error to be logged")
         response = await _get(running.url + "/")  # keeps serving, degraded
     assert response.status_code == 200
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,28 @@ def read_responses(sock: socket.socket, count: int, timeout: float = 20.0) -> li
 # --- in-process: what the server does ---------------------------------------------------
 pytestmark_anyio = pytest.mark.anyio
 
+
+async def until_steady(
+    measure: Callable[[], int], what: str, quiet: float = 0.5, timeout: float = 15.0
+) -> int:
+    """Wait until ``measure()`` is non-zero and unchanged for ``quiet`` seconds; return it.
+
+    The proof that something stopped is that nothing moved for a while: the
+    quiet period is that while, and polling for it (rather than one fixed
+    sleep) keeps a slow machine from catching the server mid-progress.
+    """
+    deadline = anyio.current_time() + timeout
+    value, since = measure(), anyio.current_time()
+    while not value or anyio.current_time() - since < quiet:
+        if anyio.current_time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} ({value})")
+        await anyio.sleep(0.05)
+        now = measure()
+        if now != value:
+            value, since = now, anyio.current_time()
+    return value
+
+
 HIGH = 65536
 LOW = 16384
 RESPONSE = 1 * MIB  # several of these overflow the kernel's socket buffers on loopback
@@ -101,15 +124,10 @@ async def test_pipelined_requests_wait_for_the_outbound_buffer(serve: Any) -> No
     ) as running:
         sock = tiny_window_client(running.host, running.port, requests)
         try:
-            # The server answers until the kernel buffers and then its own are full...
-            with anyio.fail_after(10):
-                while not started:
-                    await anyio.sleep(0.01)
-            await anyio.sleep(0.5)
-            stalled = len(started)
-            await anyio.sleep(0.5)
-            # ...then reads nothing more while the client does not read.
-            assert len(started) == stalled < count
+            # The server answers until the kernel buffers and then its own are full,
+            # then reads nothing more while the client does not read.
+            stalled = await until_steady(lambda: len(started), "the server to stop reading")
+            assert 0 < stalled < count
             assert max(buffered_at_start) < HIGH
             bodies = await anyio.to_thread.run_sync(read_responses, sock, count)
         finally:

@@ -472,7 +472,13 @@ def test_systemd_socket_activation(tmp_path: Path) -> None:
     )
     listener.close()
     try:
-        wait_for(lambda: b"listening on" in (tmp_path / "sd.err").read_bytes(), what="listen")
+        log = tmp_path / "sd.err"
+
+        def listening_or_dead() -> bool:
+            return b"listening on" in log.read_bytes() or proc.poll() is not None
+
+        wait_for(listening_or_dead, what="listen")
+        assert proc.poll() is None, log.read_text()  # a server that died says why
         assert pid_of(port) == proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)

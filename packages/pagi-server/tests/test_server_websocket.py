@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import anyio
 import pytest
+from server_helpers import until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from ws_client import WS_HEADERS, RawWS, Recorder
@@ -289,25 +290,31 @@ async def test_abort_without_close_is_1006_client_closed(serve: Any) -> None:
 
 
 async def test_client_gone_during_handshake(serve: Any) -> None:
+    connected = anyio.Event()
     gone = anyio.Event()
+    finished = anyio.Event()
     events: list[dict[str, Any]] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         events.append(await receive())
+        connected.set()
         await gone.wait()
+        # Nothing in a websocket scope signals the client's EOF before accept: this
+        # gives the server the time to read it, so the accept comes after it.
         await anyio.sleep(0.1)
         await send({"type": "websocket.accept"})  # a no-op: nobody is there
         events.append(await receive())
+        finished.set()
 
     async with serve(app) as running:
         stream = await running.connect()
         await stream.send(b"GET / HTTP/1.1\r\nhost: x\r\n" + WS_HEADERS + b"\r\n")
-        await anyio.sleep(0.1)
+        with anyio.fail_after(5):
+            await connected.wait()  # the app has the handshake: now the client goes
         await stream.aclose()
         gone.set()
         with anyio.fail_after(5):
-            while len(events) < 2:
-                await anyio.sleep(0.02)
+            await finished.wait()
     assert events[1] == {"type": "websocket.disconnect", "code": 1006, "reason": "client_closed"}
 
 
@@ -519,7 +526,7 @@ async def test_drain_during_the_handshake_closes_right_after_accept(serve: Any) 
         with anyio.fail_after(5):
             await asked.wait()
         running.server.request_shutdown()
-        await anyio.sleep(0.05)
+        await until(lambda: running.server.ctx.draining, "the drain to start")
         release.set()
         head = await ws._read_head()
         assert head.startswith(b"HTTP/1.1 101")

@@ -146,9 +146,7 @@ def test_ctrl_c_to_the_process_group_drains_once(tmp_path: Path) -> None:
         wait_children(proc.proc.pid, 2)
         with ThreadPoolExecutor(1) as pool:
             future = pool.submit(get, port, "/block")
-            deadline = time.monotonic() + 10
-            while not (tmp_path / "block-started").exists() and time.monotonic() < deadline:
-                time.sleep(0.01)
+            proc.wait_path(tmp_path / "block-started", timeout=10)
             os.killpg(proc.proc.pid, signal.SIGINT)
             assert future.result(10)["pid"] != proc.proc.pid
         assert proc.wait(15) == 0

@@ -336,10 +336,10 @@ async def test_stream_backlogged_until_drained_to_half() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(reader)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()  # the reader waits for room
         assert (await stream.receive())["bytes"] == b"x" * 30
         assert (await stream.receive())["bytes"] == b"x" * 30
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()
         assert not resumed.is_set()  # 60 bytes left: above half the bound
         await stream.receive()
         with anyio.fail_after(1):
@@ -354,7 +354,7 @@ async def test_stream_end_releases_a_paused_reader() -> None:
     assert stream.backlogged
     async with anyio.create_task_group() as tg:
         tg.start_soon(stream.wait_room)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()  # the reader waits for room
         stream.disconnected(1001, "server_shutdown")
     assert not stream.backlogged  # the session is over: read on, to see the Close
     assert stream.feed_message(b"dropped")  # ignored, not queued

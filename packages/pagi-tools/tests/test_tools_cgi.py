@@ -245,8 +245,14 @@ while True:
 
 
 async def test_no_blocking_call_on_the_event_loop(tmp_path: Path) -> None:
+    """The slow script runs until the fast one has been served (5 s at most)."""
     answer = "printf 'Content-Type: text/plain\\n\\n%s'"
-    slow = CGIApp(script(tmp_path, "slow.sh", "sleep 0.8; " + answer % "slow", shell=True))
+    started, go = tmp_path / "slow-started", tmp_path / "go"
+    hold = (
+        f"touch {started}; n=0; "
+        f"while [ ! -e {go} ] && [ $n -lt 500 ]; do sleep 0.01; n=$((n+1)); done; "
+    )
+    slow = CGIApp(script(tmp_path, "slow.sh", hold + answer % "slow", shell=True))
     fast = CGIApp(script(tmp_path, "fast.sh", answer % "fast", shell=True))
     order: list[str] = []
 
@@ -255,8 +261,11 @@ async def test_no_blocking_call_on_the_event_loop(tmp_path: Path) -> None:
 
     async with anyio.create_task_group() as group:
         group.start_soon(get, slow)
-        await anyio.sleep(0.1)
-        group.start_soon(get, fast)
+        with anyio.fail_after(5):
+            while not started.exists():
+                await anyio.sleep(0.01)  # poll interval: the script is starting
+        await get(fast)  # served while the slow script still runs
+        go.touch()
     assert order == ["fast", "slow"]
 
 

@@ -153,7 +153,7 @@ async def test_close_ends_iteration_and_aclose_ends_every_subscription() -> None
 
         async with anyio.create_task_group() as group:
             group.start_soon(consume)
-            await anyio.sleep(0.01)
+            await anyio.wait_all_tasks_blocked()  # consume() is waiting for an event
             await channels.aclose()
         assert events.closed
     assert channels.local_channels() == []

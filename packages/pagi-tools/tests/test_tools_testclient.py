@@ -71,7 +71,7 @@ async def test_disconnect_future_resolves_with_reason() -> None:
 
     async with anyio.create_task_group() as group:
         group.start_soon(wait)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()  # wait() is awaiting the future
         conn.mark_disconnected("write_error")
     assert result == ["write_error"]
 
