@@ -19,6 +19,7 @@ from pagi.spec import EventError, EventOrderError, SendMachine, states
 
 _VALUES = st.one_of(
     st.none(),
+    st.integers(100, 700),
     st.booleans(),
     st.integers(-1, 2),
     st.floats(allow_nan=False),
@@ -28,7 +29,28 @@ _VALUES = st.one_of(
     st.just([]),
 )
 _KEYS = st.sampled_from(
-    ["body", "more", "text", "bytes", "data", "event", "id", "file", "more_body", "trailers"]
+    [
+        "body",
+        "more",
+        "text",
+        "bytes",
+        "data",
+        "event",
+        "id",
+        "file",
+        "more_body",
+        "trailers",
+        "status",
+        "headers",
+    ]
+)
+_NAMES = st.sampled_from([b"content-type", b"X-Up", b"bad name", b"", b"a\r", "str", b"ok:"])
+_HEADER_VALUES = st.sampled_from([b"text/plain", b"", b"a\nb", b"\x00", b"\t ok", "str", 3])
+_HEADERS = st.one_of(
+    st.lists(st.tuples(_NAMES, _HEADER_VALUES), max_size=3),
+    st.lists(st.lists(_NAMES, min_size=2, max_size=3), max_size=2),
+    st.tuples(st.tuples(_NAMES, _HEADER_VALUES)),
+    st.just(None),
 )
 _TYPES = st.sampled_from(
     ["http.response.body", "websocket.send", "sse.send", "http.response.start", "other"]
@@ -64,15 +86,21 @@ def _pair(scope_type: str, started: bool) -> tuple[SendMachine, SendMachine]:
     started=st.booleans(),
     event_type=_TYPES,
     fields=st.dictionaries(_KEYS, _VALUES, max_size=3),
+    headers=_HEADERS,
+    with_headers=st.booleans(),
 )
 def test_shortcut_agrees_with_full_validation(
     scope_type: str,
     started: bool,
     event_type: str,
     fields: dict[str, Any],
+    headers: Any,
+    with_headers: bool,
 ) -> None:
     fast, full = _pair(scope_type, started)
     event = {"type": event_type, **fields}
+    if with_headers:
+        event["headers"] = headers
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(states, "_plainly_valid", lambda event: False)
         expected = _outcome(full, dict(event))
@@ -87,12 +115,18 @@ def test_shortcut_agrees_with_full_validation(
         ("websocket", {"type": "websocket.send", "text": "hi"}),
         ("websocket", {"type": "websocket.send", "bytes": b"hi"}),
         ("sse", {"type": "sse.send", "data": "hi"}),
+        ("http", {"type": "http.response.start", "status": 200}),
+        (
+            "http",
+            {"type": "http.response.start", "status": 404, "headers": [(b"x-a", b"1")]},
+        ),
     ],
 )
 def test_common_shapes_take_the_shortcut(scope_type: str, event: dict[str, Any]) -> None:
     """The shapes the shortcut exists for are recognised (else it saves nothing)."""
     assert states._plainly_valid(event)
-    fast, _ = _pair(scope_type, True)
+    started = event["type"] != "http.response.start"
+    fast, _ = _pair(scope_type, started)
     assert fast.send(event) is True
 
 
@@ -105,6 +139,12 @@ def test_common_shapes_take_the_shortcut(scope_type: str, event: dict[str, Any])
         {"type": "websocket.send", "text": b"bytes"},
         {"type": "websocket.send", "text": "a", "bytes": b"b"},
         {"type": "sse.send", "data": "x", "id": "1\n2"},
+        {"type": "http.response.start", "status": 200, "headers": [(b"a b", b"1")]},
+        {"type": "http.response.start", "status": 200, "headers": [(b"a", b"1\r\n")]},
+        {"type": "http.response.start", "status": 200, "headers": [[b"a", b"1"]]},
+        {"type": "http.response.start", "status": 200, "headers": ((b"a", b"1"),)},
+        {"type": "http.response.start", "status": 101},
+        {"type": "http.response.start", "status": True},
     ],
 )
 def test_doubtful_shapes_take_the_full_path(event: dict[str, Any]) -> None:

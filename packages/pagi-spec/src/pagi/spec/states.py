@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from pagi.spec.constants import EXT_FULLFLUSH, EXT_WEBSOCKET_HTTP_RESPONSE
 from pagi.spec.errors import EventError, EventOrderError
+from pagi.spec.validation import plainly_valid as _plainly_valid
 from pagi.spec.validation import validate_send_event
 
 __all__ = ["IGNORE", "SendMachine"]
@@ -165,33 +166,6 @@ _HINTS: dict[tuple[str, str], str] = {
 }
 
 
-def _plainly_valid(event: dict[str, Any]) -> bool:
-    """True for the few event shapes apps send most, when they are certainly valid.
-
-    A response body chunk (``body`` bytes, optional bool ``more``), a text
-    or binary WebSocket message, and an SSE event with only ``data``: the
-    shape alone shows that :func:`~pagi.spec.validation.validate_send_event`
-    would accept them, so the machine skips it (it is on every send). Any
-    other key or type returns ``False`` and takes the full path, with its
-    messages.
-    """
-    size = len(event)
-    kind = event.get("type")
-    if kind == "http.response.body":
-        if type(event.get("body")) is not bytes:
-            return False
-        if size == 2:
-            return True
-        return size == 3 and type(event.get("more")) is bool
-    if size != 2:
-        return False
-    if kind == "websocket.send":
-        return type(event.get("text")) is str or type(event.get("bytes")) is bytes
-    if kind == "sse.send":
-        return type(event.get("data")) is str
-    return False
-
-
 class SendMachine:
     """The send-side state of one scope: validates each event and advances.
 
@@ -229,8 +203,8 @@ class SendMachine:
         if type(event) is dict and _plainly_valid(event):
             event_type: str = event["type"]
             step = self._table.get((self.state, event_type))
-            if type(step) is str and step != IGNORE:
-                self.state = step
+            if step is not None and step != IGNORE:
+                self.state = step if isinstance(step, str) else step(self, event)
                 return True
         # Everything else, and every event that is out of order: the full checks and messages.
         event_type = validate_send_event(self.scope_type, event)
