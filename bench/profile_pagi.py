@@ -112,8 +112,9 @@ def main() -> int:
     parser.add_argument(
         "--app",
         default="plaintext",
-        choices=["plaintext", "json", "stream", "ws-echo", "ws-echo-deflate", "sse"],
-        help="HTTP apps run under wrk; ws-echo(-deflate) and sse under the Node client of run_ws.py",
+        choices=["plaintext", "json", "echo", "stream", "ws-echo", "ws-echo-deflate", "sse"],
+        help="HTTP apps run under wrk (echo POSTs 16 KiB); ws-echo(-deflate) and sse under "
+        "the Node client of run_ws.py",
     )
     parser.add_argument("--duration", type=int, default=8, help="seconds of load and sampling")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -153,8 +154,10 @@ def main() -> int:
             load_cmd = ["node", str(LOAD_JS), "sse", url + "events", "100"]
             load_cmd += [str(args.duration + 1), "1"]
         else:
-            load_cmd = ["wrk", "-t1", "-c50", f"-d{args.duration + 2}s", url]
-            warm = ["wrk", "-t1", "-c50", "-d1s", url]
+            # echo: every request POSTs 16 KiB (the run_all.py post workload).
+            script = ["-s", str(BENCH / "clients" / "post16k.lua")] if args.app == "echo" else []
+            load_cmd = ["wrk", "-t1", "-c50", f"-d{args.duration + 2}s", *script, url]
+            warm = ["wrk", "-t1", "-c50", "-d1s", *script, url]
             subprocess.run(pinned(warm, CLIENT_CPU), capture_output=True)
         load = subprocess.Popen(pinned(load_cmd, CLIENT_CPU), stdout=subprocess.PIPE, text=True)
         time.sleep(0.5)
