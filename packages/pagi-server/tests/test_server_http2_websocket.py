@@ -18,7 +18,7 @@ import h2.settings
 import pytest
 from h2_client import H2Client, h2_connections, request_headers
 from server_helpers import hello
-from wsproto.connection import Connection, ConnectionType
+from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, Pong, TextMessage
 from wsproto.extensions import PerMessageDeflate
 
@@ -69,6 +69,11 @@ class WSOverH2:
     def _collect(self) -> None:
         for event in self.client.seen[self._seen :]:
             if isinstance(event, h2.events.DataReceived) and event.stream_id == self.sid:
+                if self.ws.state is ConnectionState.CLOSED:
+                    # After the closing handshake only the stream's end may follow (an
+                    # empty DATA with END_STREAM), possibly in the same read as the Close.
+                    assert not event.data, f"WebSocket bytes after the Close: {event.data!r}"
+                    continue
                 self.ws.receive_data(event.data)
                 for ws_event in self.ws.events():
                     if isinstance(ws_event, Message):

@@ -207,7 +207,10 @@ class WebSocketSession:
         # The timer task runs only once something needs it (keepalive, a close
         # in progress, an idle timeout): most sessions never start it.
         self._timers_running = False
-        self._io_group: anyio.abc.TaskGroup | None = None
+        # The session's task group; helpers (writer, timers) may start while _helpers_open.
+        self._group: anyio.abc.TaskGroup | None = None
+        self._helpers_open = False
+        self._helpers: list[tuple[anyio.CancelScope, Flag]] = []
         self._reading: anyio.CancelScope | None = None
         self._outer: anyio.CancelScope | None = None
 
@@ -223,6 +226,7 @@ class WebSocketSession:
             with ctx.track_session("websocket"):
                 async with anyio.create_task_group() as tg:
                     self._outer = tg.cancel_scope
+                    self._group = tg
                     tg.start_soon(self._io)
                     await self.stream.run(self.ctx.app)
                     await self._closed.wait()
@@ -277,38 +281,61 @@ class WebSocketSession:
         self._handshake_over.set()
 
     async def _io(self) -> None:
-        async with anyio.create_task_group() as io:
-            writer = self.carrier.writer()
-            if writer is not None:
-                io.start_soon(writer)  # a carrier whose buffer needs a writer task
-            self._io_group = io
-            needed = (
-                self.cfg.ws_idle_timeout
-                or self._ka_interval
-                or self._close_sent_at is not None
-                or self._failed
-            )
-            if needed:
-                self._start_timers()
-            # The reader runs in this task (one task fewer per session); ending
-            # the session cancels it wherever it waits.
-            with anyio.CancelScope() as reading:
-                self._reading = reading
-                if self._ending is None:
-                    await self._reader()
-            self._reading = None
-            await self._end.wait()
-            if self._ending == "graceful":
-                with anyio.move_on_after(self.cfg.ws_close_timeout or 1.0):
-                    await self.carrier.flush()
-            # No task may be started in a group about to close (a drain that
-            # arrives now finds the session ending and needs no timer).
-            self._io_group = None
-            io.cancel_scope.cancel()
-        self._io_group = None
+        self._helpers_open = True
+        writer = self.carrier.writer()
+        if writer is not None:
+            self._start_helper(writer)  # a carrier whose buffer needs a writer task
+        needed = (
+            self.cfg.ws_idle_timeout
+            or self._ka_interval
+            or self._close_sent_at is not None
+            or self._failed
+        )
+        if needed:
+            self._start_timers()
+        # The reader runs in this task (one task fewer per session); ending
+        # the session cancels it wherever it waits.
+        with anyio.CancelScope() as reading:
+            self._reading = reading
+            if self._ending is None:
+                await self._reader()
+        self._reading = None
+        await self._end.wait()
+        if self._ending == "graceful":
+            with anyio.move_on_after(self.cfg.ws_close_timeout or 1.0):
+                await self.carrier.flush()
+        # No helper may start now (a drain that arrives finds the session
+        # ending and needs no timer); those running stop before the carrier
+        # finishes, as the task group they once had did on its way out.
+        self._helpers_open = False
+        for scope, _ in self._helpers:
+            scope.cancel()
+        for _, stopped in self._helpers:
+            await stopped.wait()
         with anyio.CancelScope(shield=True):
             await self.carrier.finish()  # registered until the last byte left, or write_timeout
         self._closed.set()
+
+    def _start_helper(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``work`` beside the reader until the session ends (the writer, the timers).
+
+        In the session's own task group, under a cancel scope of its own: a
+        nested task group per session would cost every idle WebSocket most of
+        a kilobyte for helpers most sessions never start.
+        """
+        assert self._group is not None
+        scope = anyio.CancelScope()
+        stopped = Flag()
+        self._helpers.append((scope, stopped))
+
+        async def helper() -> None:
+            try:
+                with scope:
+                    await work()
+            finally:
+                stopped.set()
+
+        self._group.start_soon(helper)
 
     # --- the reader ----------------------------------------------------------------------
     async def _reader(self) -> None:
@@ -515,13 +542,12 @@ class WebSocketSession:
     def _wake_timer(self) -> None:
         if self._timer_wakeup is not None:
             self._timer_wakeup.set()
-        elif not self._timers_running and self._io_group is not None:
+        elif not self._timers_running and self._helpers_open:
             self._start_timers()
 
     def _start_timers(self) -> None:
-        assert self._io_group is not None
         self._timers_running = True
-        self._io_group.start_soon(self._timers)
+        self._start_helper(self._timers)
 
     async def _timers(self) -> None:
         idle = self.cfg.ws_idle_timeout
