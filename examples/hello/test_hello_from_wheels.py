@@ -1,7 +1,8 @@
 """docs/install.md, followed to the letter: wheels built, pip-installed into a fresh venv, served.
 
-It needs the package index (for anyio, h2, ...) and takes ~20 s, so it runs
-only with ``--install-check`` (``.ci/run`` passes it).
+It needs the package index (for anyio, h2, ...) and takes ~20 s, plus about
+a minute and a half for the compiled (mypyc) pagi-server wheel, which needs a C
+compiler, so it runs only with ``--install-check`` (``.ci/run`` passes it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -25,7 +27,7 @@ WHEELS = {"pagi", "pagi_spec", "pagi_server", "pagi_tools"}
 @pytest.fixture(autouse=True)
 def _only_when_asked(request: pytest.FixtureRequest) -> None:
     if not request.config.getoption("--install-check"):
-        pytest.skip("builds and installs wheels (~20 s): pass --install-check")
+        pytest.skip("builds and installs wheels (~2 min): pass --install-check")
 
 
 def _free_port() -> int:
@@ -34,23 +36,38 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _run(*args: str | Path, cwd: Path = ROOT) -> None:
+def _run(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
     done = subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=240
+        [str(a) for a in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=None if env is None else {**os.environ, **env},
     )
     assert done.returncode == 0, f"{args}\n{done.stdout}\n{done.stderr}"
 
 
-@pytest.mark.timeout(300)
-def test_the_four_wheels_install_with_pip_and_serve_hello(tmp_path: Path) -> None:
+def _uv() -> str:
     # `uv run` names itself in $UV (uv may have been started as `python3 -m uv`).
     uv = os.environ.get("UV") or shutil.which("uv")
     assert uv, "uv is neither in $UV nor on PATH"
-    dist = tmp_path / "dist"
-    _run(uv, "build", "--all-packages", "--wheel", "-o", dist)
+    return uv
+
+
+def _build_wheels(dist: Path) -> list[Path]:
+    _run(_uv(), "build", "--all-packages", "--wheel", "-o", dist)
     wheels = sorted(dist.glob("*.whl"))
     assert {w.name.split("-")[0] for w in wheels} == WHEELS
+    return wheels
 
+
+def _install_and_serve_hello(tmp_path: Path, wheels: list[Path]) -> tuple[str, str]:
+    """pip-install ``wheels`` into a fresh venv, serve hello from it: (server log, python -c).
+
+    The second item is what the venv's Python prints for ``pagi.server.__file__``
+    and ``pagi.server.compiled``, run from outside the clone.
+    """
     venv = tmp_path / "venv"
     # The base interpreter, not the workspace's venv: nothing leaks in from it.
     base = getattr(sys, "_base_executable", sys.executable)
@@ -83,7 +100,11 @@ def test_the_four_wheels_install_with_pip_and_serve_hello(tmp_path: Path) -> Non
         assert response.text == "Hello, world!\n"
         # The server that answered is the installed one, not the workspace's.
         where = subprocess.run(
-            [str(venv / "bin" / "python"), "-c", "import pagi.server; print(pagi.server.__file__)"],
+            [
+                str(venv / "bin" / "python"),
+                "-c",
+                "import pagi.server; print(pagi.server.__file__, pagi.server.compiled)",
+            ],
             cwd=tmp_path,
             env=clean_env,
             capture_output=True,
@@ -98,3 +119,47 @@ def test_the_four_wheels_install_with_pip_and_serve_hello(tmp_path: Path) -> Non
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+    return log.read_text(), where
+
+
+@pytest.mark.timeout(300)
+def test_the_four_wheels_install_with_pip_and_serve_hello(tmp_path: Path) -> None:
+    wheels = _build_wheels(tmp_path / "dist")
+    # Pure wheels, even from a tree holding an in-place mypyc build (it is gitignored).
+    for wheel in wheels:
+        assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
+        with zipfile.ZipFile(wheel) as archive:
+            assert not [n for n in archive.namelist() if n.endswith((".so", ".pyd"))], wheel
+    log, where = _install_and_serve_hello(tmp_path, wheels)
+    assert "pure Python" in log and where.endswith(" False\n"), (log, where)
+
+
+@pytest.mark.timeout(900)
+def test_a_compiled_server_wheel_installs_with_pip_and_serves_hello(tmp_path: Path) -> None:
+    """docs/install.md's compiled wheel: PAGI_COMPILE=1 builds pagi-server with mypyc."""
+    pure = _build_wheels(tmp_path / "dist")
+    compiled_dist = tmp_path / "compiled"
+    _run(
+        _uv(),
+        "build",
+        "--package",
+        "pagi-server",
+        "--wheel",
+        "-o",
+        compiled_dist,
+        env={"PAGI_COMPILE": "1"},
+    )
+    (server_wheel,) = compiled_dist.glob("*.whl")
+    assert not server_wheel.name.endswith("-none-any.whl"), server_wheel.name  # a platform wheel
+    with zipfile.ZipFile(server_wheel) as archive:
+        names = archive.namelist()
+    # Each compiled module beside its source (the fallback), plus mypyc's shared library.
+    assert any(
+        n.startswith("pagi/server/protocols/http1_parser.") and n.endswith(".so") for n in names
+    )
+    assert "pagi/server/protocols/http1_parser.py" in names
+    assert any(n.startswith("pagi_server__mypyc.") for n in names)
+
+    wheels = [w for w in pure if not w.name.startswith("pagi_server-")] + [server_wheel]
+    log, where = _install_and_serve_hello(tmp_path, wheels)
+    assert "compiled (mypyc)" in log and where.endswith(" True\n"), (log, where)

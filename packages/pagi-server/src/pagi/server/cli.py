@@ -35,6 +35,7 @@ import difflib
 import json
 import logging
 import os
+import platform
 import re
 import shlex
 import signal
@@ -48,6 +49,7 @@ from typing import IO, Any, NoReturn, Union, get_args, get_origin, get_type_hint
 from pagi.server import __version__
 from pagi.server.app_loading import AppLoadError
 from pagi.server.config import ConfigError, ServerConfig
+from pagi.server.implementation import describe
 from pagi.server.logs import configure_logging, toml_module
 from pagi.server.runner import DEFAULT_SERVER, run
 
@@ -206,7 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print every option's effective value and where it came from, then exit",
     )
-    parser.add_argument("--version", action="version", version=f"pagi-server {__version__}")
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"pagi-server {__version__}, {describe()}, {python}",
+        help="show the version, whether the hot modules run compiled (mypyc) or as pure "
+        "Python, and the Python running them; then exit",
+    )
     groups: dict[str, argparse._ArgumentGroup] = {}
     hints = get_type_hints(ServerConfig)
     for f in dataclasses.fields(ServerConfig):

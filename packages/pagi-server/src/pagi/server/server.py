@@ -60,6 +60,7 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 from pagi.server.accesslog import AccessLog
 from pagi.server.config import ConfigError, ServerConfig
 from pagi.server.context import ServerContext
+from pagi.server.implementation import describe
 from pagi.server.lifespan import Lifespan, LifespanFailure
 from pagi.server.metrics import Metrics, MetricsListener, MultiprocessRun
 from pagi.server.net.listeners import (
@@ -572,7 +573,7 @@ class Server:
             where = f"{scheme}://{host}:{port}" if port is not None else f"unix:{host}"
             if ":" in host and port is not None:
                 where = f"{scheme}://[{host}]:{port}"
-            log.info("pagi-server listening on %s (pid %d)", where, os.getpid())
+            log.info("pagi-server listening on %s (pid %d, %s)", where, os.getpid(), describe())
 
     async def _accept_loop(
         self,

@@ -286,21 +286,23 @@ class TransportStream(anyio.abc.ByteStream):
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
         transport = self._transport
         sock = transport.get_extra_info("socket")
+        names = _SOCKET_ATTRIBUTE
         attributes: dict[Any, Callable[[], Any]] = {
-            SocketAttribute.raw_socket: lambda: sock,
-            SocketAttribute.family: lambda: sock.family,
-            SocketAttribute.local_address: lambda: transport.get_extra_info("sockname"),
+            names.raw_socket: lambda: sock,
+            names.family: lambda: sock.family,
+            names.local_address: lambda: transport.get_extra_info("sockname"),
         }
         if sock.family in (socket.AF_INET, socket.AF_INET6):
-            attributes[SocketAttribute.remote_address] = lambda: transport.get_extra_info(
-                "peername"
-            )
-            attributes[SocketAttribute.local_port] = lambda: transport.get_extra_info("sockname")[1]
-            attributes[SocketAttribute.remote_port] = lambda: transport.get_extra_info("peername")[
-                1
-            ]
+            attributes[names.remote_address] = lambda: transport.get_extra_info("peername")
+            attributes[names.local_port] = lambda: transport.get_extra_info("sockname")[1]
+            attributes[names.remote_port] = lambda: transport.get_extra_info("peername")[1]
         return attributes
 
+
+# anyio's typed attributes are sentinel objects declared with the type of the value
+# they name (local_port: int). Read through Any, so that this module compiled with
+# mypyc does not check a sentinel against that type.
+_SOCKET_ATTRIBUTE: Any = SocketAttribute
 
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
