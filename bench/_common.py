@@ -148,6 +148,8 @@ class ServerSpec:
     # Event loop: "asyncio" or "uvloop" (uvicorn --loop, hypercorn --worker-class,
     # granian --loop, pagi-server --loop).
     loop: str = "asyncio"
+    # Added to the server's environment (run_http's pagi-compiled sets PYTHONPATH).
+    env: dict[str, str] = field(default_factory=dict)
 
     def command(self, app: str, port: int) -> tuple[list[str], Path]:
         """(argv, cwd) for app basename ``app`` (e.g. ``plaintext``)."""
@@ -261,7 +263,13 @@ class Server:
             argv = pinned(argv, SERVER_CPU)
         self.log_path = log_dir / (log_name or f"{spec.name}-{app}.log")
         self._log = self.log_path.open("wb")
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PAGI_ENV": "production", **(env or {})}
+        full_env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "PAGI_ENV": "production",
+            **spec.env,
+            **(env or {}),
+        }
         full_env.pop("VIRTUAL_ENV", None)
         # taskset execs the command, so the pid is the server's own.
         self.proc = subprocess.Popen(

@@ -15,6 +15,8 @@ the raw numbers to bench/results/.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,7 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    PAGI_PY,
     RESULTS,
+    ROOT,
     CpuWindow,
     Server,
     ServerSpec,
@@ -39,16 +43,38 @@ from _common import (
     write_results,
 )
 
+COMPILED_COPY = RESULTS / "pagi-compiled"
 SERVERS = {
     "pagi-server": ServerSpec("pagi-server", "pagi"),
     "uvicorn-h11": ServerSpec("uvicorn-h11", "asgi", ["--http", "h11"]),
     "uvicorn-httptools": ServerSpec("uvicorn-httptools", "asgi", ["--http", "httptools"]),
     "hypercorn": ServerSpec("hypercorn", "asgi"),
     "granian": ServerSpec("granian", "asgi"),
+    # Only when named in --servers: pagi-server with its hot modules compiled by mypyc,
+    # run from a compiled copy of the same sources (the checkout stays pure).
+    "pagi-compiled": ServerSpec("pagi-compiled", "pagi", env={"PYTHONPATH": str(COMPILED_COPY)}),
 }
+OPT_IN = ("pagi-compiled",)
 BASELINE = "uvicorn-h11"
 APPS = ("plaintext", "json", "stream")
 EXPECTED_LENGTH = {"stream": 1024 * 1024}
+
+
+def build_compiled_copy() -> None:
+    """Compile the workspace's pagi.server sources into COMPILED_COPY (about a minute)."""
+    print(f"compiling pagi-server's hot modules with mypyc into {COMPILED_COPY} ...", flush=True)
+    build = ROOT / "packages" / "pagi-server" / "mypyc_build.py"
+    subprocess.run(
+        [str(PAGI_PY), str(build), "build", "--out", str(COMPILED_COPY)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    probe = subprocess.run(
+        [str(PAGI_PY), "-c", "import pagi.server, sys; sys.exit(not pagi.server.compiled)"],
+        env={**os.environ, "PYTHONPATH": str(COMPILED_COPY)},
+    )
+    if probe.returncode != 0:
+        raise SystemExit(f"the copy in {COMPILED_COPY} does not run compiled")
 
 
 def check_response(server: Server, app: str) -> None:
@@ -165,7 +191,13 @@ def build_markdown(args: argparse.Namespace, rows: dict, mem: dict, failures: li
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=list(SERVERS))
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        default=[s for s in SERVERS if s not in OPT_IN],
+        choices=list(SERVERS),
+        help="pagi-compiled (mypyc) runs only when named here",
+    )
     parser.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
     parser.add_argument("--duration", type=int, default=3, help="seconds of measured load")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up load")
@@ -181,6 +213,8 @@ def main() -> int:
     require_tool("wrk", "sudo apt-get update && sudo apt-get install -y wrk")
     check_python_envs()
     RESULTS.mkdir(exist_ok=True)
+    if "pagi-compiled" in args.servers:
+        build_compiled_copy()
     log_dir = RESULTS / "logs"
     log_dir.mkdir(exist_ok=True)
 
