@@ -91,3 +91,25 @@ async def test_a_cancelled_accept_leaves_the_connection_queued(anyio_backend: st
         if client is not None:
             client.close()
         await multi.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_reads_stay_below_the_malloc_mmap_threshold(anyio_backend: str) -> None:
+    """asyncio's selector transport reads 256 KiB at a time unless told otherwise.
+
+    A read above glibc's initial mmap threshold (128 KiB) raises the threshold
+    once freed, and the heap then fragments: RSS crept up under bench/soak.py.
+    """
+    multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    listener = multi.listeners[0]
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    client = socket.create_connection(("127.0.0.1", port))
+    try:
+        (stream,) = await accept(listener)
+        transport = stream._transport  # type: ignore[attr-defined]
+        if hasattr(transport, "max_size"):  # the selector transport; uvloop has its own
+            assert transport.max_size < 128 * 1024
+        await stream.aclose()
+    finally:
+        client.close()
+        await multi.aclose()
