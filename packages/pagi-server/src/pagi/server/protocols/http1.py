@@ -238,16 +238,22 @@ class H1Connection:
     def _interrupt_read(self, why: Phase | Literal["drain"]) -> None:
         """Wake a blocked read: shutting down the read side makes it return EOF.
 
-        This works the same on asyncio and trio, and leaves the write side
-        open so a 408 can still be sent.
+        This works the same on asyncio, uvloop and trio, and leaves the write
+        side open so a 408 can still be sent.
         """
         self._timed_out = why
-        if self._raw is not None:
+        fd = self._raw.fileno() if self._raw is not None else -1
+        if fd >= 0:
+            # uvloop's transport socket refuses shutdown() (TypeError); a temporary
+            # socket object on the same descriptor (detached again) works on any loop.
+            sock = socket.socket(fileno=fd)
             try:
-                self._raw.shutdown(socket.SHUT_RD)
+                sock.shutdown(socket.SHUT_RD)
                 return
             except OSError:
                 pass
+            finally:
+                sock.detach()
         if self._task_scope is not None:
             self._task_scope.cancel()
 
