@@ -172,7 +172,9 @@ class ServerSpec:
                 "warning",
                 "--keepalive-timeout",
                 "60",
-                *(["--loop", self.loop] if self.loop != "asyncio" else []),
+                # Always named: the server's own default (auto) picks uvloop when installed.
+                "--loop",
+                self.loop,
                 *self.extra,
             ]
             return argv, ROOT

@@ -71,6 +71,8 @@ def instructions(app: str, count: int, pythonpath: Path | None) -> int:
         "-m",
         "pagi.server",
         str(APPS / f"pagi_{app}.py"),
+        "--loop",
+        "asyncio",
         "--host",
         "127.0.0.1",
         "--port",

@@ -73,6 +73,8 @@ def command(name: str, port: int) -> tuple[list[str], Path]:
         str(PAGI_PY),
         "-m",
         "pagi.server",
+        "--loop",
+        "asyncio",  # as every server in these tables (the default would pick uvloop)
         "--host",
         HOST,
         "--port",
@@ -184,6 +186,8 @@ def bench_proxy(rounds: int, log_dir: Path) -> tuple[dict[str, float], list[str]
         str(PAGI_PY),
         "-m",
         "pagi.server",
+        "--loop",
+        "asyncio",  # as every server in these tables (the default would pick uvloop)
         "--host",
         HOST,
         "--port",

@@ -21,7 +21,7 @@ from pagi.server.accesslog import compile_format
 
 __all__ = ["BindSpec", "ConfigError", "ServerConfig", "parse_bind"]
 
-LoopType = Literal["asyncio", "uvloop", "trio"]
+LoopType = Literal["auto", "asyncio", "uvloop", "trio"]
 LifespanMode = Literal["auto", "on", "off"]
 
 
@@ -323,10 +323,11 @@ class ServerConfig:
         None, "switch to this group after binding (default: the user's group)", "process"
     )
     loop_type: LoopType = _opt(  # noqa: RUF009
-        "asyncio",
-        "event loop: asyncio, uvloop or trio",
+        "auto",
+        "event loop: auto (uvloop when installed, as by the speed extra, else asyncio), "
+        "asyncio, uvloop or trio",
         "process",
-        choices=("asyncio", "uvloop", "trio"),
+        choices=("auto", "asyncio", "uvloop", "trio"),
         flag="--loop",
     )
     quiet: bool = _opt(False, "no banner or informational messages", "process")

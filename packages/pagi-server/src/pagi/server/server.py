@@ -202,7 +202,15 @@ class Server:
             return
         backend = "trio" if self.config.loop_type == "trio" else "asyncio"
         options: dict[str, Any] = {}
-        if self.config.loop_type == "uvloop":
+        if self.config.loop_type == "auto":
+            # uvloop when it is installed (pagi[speed]): the same server, a faster loop.
+            try:
+                import uvloop
+            except ImportError:
+                pass
+            else:
+                options["use_uvloop"] = True
+        elif self.config.loop_type == "uvloop":
             try:
                 import uvloop  # noqa: F401
             except ImportError:
@@ -573,7 +581,13 @@ class Server:
             where = f"{scheme}://{host}:{port}" if port is not None else f"unix:{host}"
             if ":" in host and port is not None:
                 where = f"{scheme}://[{host}]:{port}"
-            log.info("pagi-server listening on %s (pid %d, %s)", where, os.getpid(), describe())
+            log.info(
+                "pagi-server listening on %s (pid %d, %s, %s loop)",
+                where,
+                os.getpid(),
+                describe(),
+                _loop_name(),
+            )
 
     async def _accept_loop(
         self,
@@ -693,6 +707,15 @@ class Server:
             await serve_connection(ctx, stream, info, alpn=alpn)
         finally:
             self._handling -= 1
+
+
+def _loop_name() -> str:
+    """Which event loop runs this process: uvloop, asyncio or trio (for the startup line)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return "trio"
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
 def _connection_info(
