@@ -142,6 +142,9 @@ def client_ports(pid: int) -> set[int]:
 class Server:
     """``pagi-server app:app --workers N``, started and stopped by its pid."""
 
+    #: ``--loop`` for the server (None: its default).
+    loop: str | None = None
+
     def __init__(self, app_dir: Path, workers: int) -> None:
         self.port = free_port()
         self.workers = workers
@@ -152,6 +155,7 @@ class Server:
                 *(str(PYTHON), "-m", "pagi.server", "chaos_app:app", "--app-dir", str(app_dir)),
                 *("--port", str(self.port), "--workers", str(workers), "-E", "production"),
                 *("--shutdown-timeout", "10", "--no-access-log", "--log-level", "info"),
+                *(("--loop", self.loop) if self.loop else ()),
             ],
             cwd=app_dir,
             stdout=subprocess.DEVNULL,
@@ -419,6 +423,7 @@ def drain(app_dir: Path, in_flight: int = 16) -> dict[str, Any]:
             "load_served_after_sigterm": sum(1 for t, _ in load.ok if t >= signalled),
             "load_refused_after_sigterm": sum(1 for f in after if f.refused),
             "load_reset": sum(1 for f in load.failed if not f.refused),
+            "reset_at_s": [round(f.t - signalled, 3) for f in load.failed if not f.refused][:10],
             "reset_errors": _errors([f for f in load.failed if not f.refused]),
             "server_log_errors": server.log_problems()[:5],
         }
@@ -462,7 +467,9 @@ def main() -> int:
     parser.add_argument(
         "--scenario", choices=sorted(SCENARIOS), action="append", help="default: all"
     )
+    parser.add_argument("--loop", help="the server's --loop (default: the server's default)")
     args = parser.parse_args()
+    Server.loop = args.loop
     chosen = args.scenario or list(SCENARIOS)
     failures: list[str] = []
     summary: dict[str, list[dict[str, Any]]] = {name: [] for name in chosen}

@@ -4,7 +4,9 @@ Closing a listening socket resets every connection the kernel has queued on
 it. The drain takes them first and answers them; with ``--workers`` the
 supervisor lets go of its copy of the socket at SIGTERM, so clients arriving
 during the drain are refused at once instead of queueing where nobody
-accepts, to be reset when the supervisor exits.
+accepts, to be reset when the supervisor exits. Whoever holds the last
+descriptor first stops new connections from entering the queue (Linux), so
+none can slip in between taking the queue and closing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +23,9 @@ from typing import Any
 import pytest
 from server_helpers import hello, read_response
 from server_subprocess import PID_APP, ServerProcess, free_port, wait_children, write_app
+
+from pagi.server.config import ServerConfig
+from pagi.server.net.listeners import bind_sockets, stop_new_connections
 
 pytestmark = pytest.mark.anyio
 
@@ -107,3 +113,49 @@ def test_clients_arriving_during_a_workers_drain_are_refused_not_reset(
         slow_client.close()
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux socket filter")
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # no event loop involved
+def test_a_stopped_listener_keeps_its_queue_and_takes_no_new_connection(
+    anyio_backend: str,
+) -> None:
+    (listening,), _ = bind_sockets(ServerConfig(host="127.0.0.1", port=0))
+    port = listening.getsockname()[1]
+    queued = socket.create_connection(("127.0.0.1", port))
+    late: socket.socket | None = None
+    try:
+        queued.sendall(GET)
+        assert stop_new_connections(listening)
+        with pytest.raises(TimeoutError):  # its SYN is dropped: no reset, the client retries
+            late = socket.create_connection(("127.0.0.1", port), timeout=0.3)
+        listening.setblocking(False)
+        conn, _ = listening.accept()  # what was queued before is still there
+        with conn:
+            conn.settimeout(5)
+            assert conn.recv(100) == GET
+        with pytest.raises(BlockingIOError):
+            listening.accept()
+        listening.close()
+        with pytest.raises(ConnectionRefusedError):  # the retry, once the socket is closed
+            late = socket.create_connection(("127.0.0.1", port), timeout=2)
+    finally:
+        queued.close()
+        listening.close()
+        if late is not None:
+            late.close()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+def test_an_inherited_listener_is_never_stopped(anyio_backend: str) -> None:
+    """A socket from systemd or --fd lives on after us: a filter would go with it."""
+    (bound,), _ = bind_sockets(ServerConfig(host="127.0.0.1", port=0))
+    inherited = socket.socket(fileno=os.dup(bound.fileno()))
+    try:
+        assert not stop_new_connections(inherited)
+        inherited.close()
+        client = socket.create_connection(bound.getsockname()[:2], timeout=2)
+        client.close()
+    finally:
+        inherited.close()
+        bound.close()

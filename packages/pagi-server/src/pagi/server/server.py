@@ -69,6 +69,7 @@ from pagi.server.net.listeners import (
     listener_closed,
     open_listeners,
     reuse_port_sockets,
+    stop_new_connections,
 )
 from pagi.server.net.stream import accept, adopt, take_waiting
 from pagi.server.privileges import drop_privileges
@@ -494,12 +495,18 @@ class Server:
                     for listener in listeners
                 ]
             waiting: list[socket.socket] = []
+            # This process holds the last descriptor of its listening sockets alone,
+            # or with --reuse-port; a worker's shared ones are stopped by its
+            # supervisor at shutdown (not in a rolling restart: the others serve on).
+            last_holder = self.link is None or self.config.reuse_port
             for listener in listeners:
                 raw = listener.extra(SocketAttribute.raw_socket)
                 if not self._reexec:
                     # Closing the socket would reset every connection the kernel has
                     # queued on it (when this process holds the last descriptor), so
-                    # they are taken first and served, with no await in between.
+                    # new ones are stopped and the queued ones taken and served.
+                    if last_holder:
+                        stop_new_connections(raw)
                     waiting += _take_all(raw)
                 raw.close()  # new connections are refused from here on
                 await listener.aclose()

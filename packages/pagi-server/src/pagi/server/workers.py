@@ -4,8 +4,8 @@ The supervisor binds the listening sockets once, then forks N workers that
 each run the callable it was given on the inherited sockets (the server
 passes one that runs a full server there: own event loop, own lifespan,
 R-LIFE-2); the kernel spreads the connections. The supervisor knows nothing
-of servers, protocols or apps: it imports only the configuration, so it
-can supervise any worker body.
+of servers, protocols or apps: it imports only the configuration and a
+listening-socket helper, so it can supervise any worker body.
 
 Each worker gets the write end of a pipe (:class:`WorkerLink`) on which it
 reports, one byte at a time:
@@ -59,6 +59,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pagi.server.config import ServerConfig
+from pagi.server.net.listeners import stop_new_connections
 
 __all__ = ["STARTUP_FAILED", "Supervisor", "WorkerBody", "WorkerLink"]
 
@@ -399,6 +400,11 @@ class Supervisor:
         self._deadline = time.monotonic() + self.config.shutdown_timeout + _KILL_MARGIN
         for worker in self.workers.values():
             worker.leaving = True
+        # New connections are dropped from here on (their clients retry and are
+        # refused once the sockets are closed); the ones already queued stay for
+        # the workers' drains to take, so the last close resets nobody.
+        for sock in self._sockets:
+            stop_new_connections(sock)
         self._kill_all(signal.SIGTERM)
         # No worker will be forked any more. Holding the listening sockets open
         # until the workers have drained would let clients connect into a backlog

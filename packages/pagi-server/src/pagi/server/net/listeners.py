@@ -7,10 +7,13 @@ socket path left behind by a dead server live here once.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
 import socket
+import struct
+import weakref
 from collections.abc import Sequence
 
 import anyio
@@ -26,6 +29,7 @@ __all__ = [
     "open_listeners",
     "remove_stale_socket",
     "reuse_port_sockets",
+    "stop_new_connections",
     "systemd_sockets",
 ]
 
@@ -125,6 +129,7 @@ def _bind_tcp(host: str, port: int, cfg: ServerConfig, listen: bool = True) -> l
             seen.add(key)
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
+            _bound_here.add(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if cfg.reuse_port and hasattr(socket, "SO_REUSEPORT"):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -162,6 +167,35 @@ def reuse_port_sockets(cfg: ServerConfig, sockets: Sequence[socket.socket]) -> l
         else:
             own.append(sock)
     return own
+
+
+#: TCP sockets this process created and bound (not inherited from systemd or --fd).
+_bound_here: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+_SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)  # Linux
+_DROP_ALL = struct.pack("HBBI", 0x06, 0, 0, 0)  # classic BPF: BPF_RET | BPF_K, accept 0 bytes
+
+
+def stop_new_connections(sock: socket.socket) -> bool:
+    """Make a TCP listening socket drop new connection attempts; False where unsupported.
+
+    Closing a listening socket resets every connection queued on it. To
+    close one without resetting anyone, the last holder first stops new
+    connections from entering its queue (a socket filter that accepts
+    nothing: new SYNs are dropped, so their clients retry and, the socket
+    being closed by then, are refused), then takes what is queued and
+    closes it. Connections already queued stay acceptable. Linux only, and
+    only for TCP sockets this process bound: an inherited one (systemd, an
+    fd) lives on elsewhere, and the filter would go with it.
+    """
+    if sock not in _bound_here or sock.fileno() < 0:
+        return False
+    program = ctypes.create_string_buffer(_DROP_ALL)  # copied by the kernel
+    fprog = struct.pack("HL", 1, ctypes.addressof(program))  # struct sock_fprog
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False
+    return True
 
 
 def listener_addresses(
