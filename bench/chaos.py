@@ -27,9 +27,11 @@ over the workers; the app answers with the pid of the worker that served it):
    load, when the supervisor gets SIGTERM. Each slow request must complete
    with 200 and the supervisor must exit 0. Load requests after the
    SIGTERM either succeed or are refused (``ECONNREFUSED``: nobody listens
-   any more, which a client can retry elsewhere); one whose connection was
-   accepted by the kernel and then reset or closed unanswered counts as a
-   reset, and there must be none.
+   any more, which a client can retry elsewhere; on Linux the server drops
+   new SYNs from the SIGTERM on, so such a connect is refused on its retry
+   about 1 s later); one whose connection was accepted by the kernel and
+   then reset or closed unanswered counts as a reset, and there must be
+   none.
 
 The server's log (standard error) is kept and its ERROR lines and
 tracebacks are counted. The exit status is 1 when a criterion fails. Only
