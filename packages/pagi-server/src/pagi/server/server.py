@@ -709,6 +709,9 @@ class Server:
                     return
                 tls = tls_scope_info(stream)
             info = _connection_info(raw, tls, cfg.root_path, ctx.state)
+            if info is None:  # already gone: nothing to serve
+                await stream.aclose()
+                return
             info.proxy = self._proxy
             alpn = stream.extra(TLSAttribute.alpn_protocol, None) if tls is not None else None
             await serve_connection(ctx, stream, info, alpn=alpn)
@@ -730,8 +733,11 @@ def _connection_info(
     tls: dict[str, Any] | None,
     root_path: str,
     state: dict[str, Any] | None,
-) -> ConnectionInfo:
-    local = raw.extra(SocketAttribute.local_address)
+) -> ConnectionInfo | None:
+    """The connection's addresses; None once it is gone (uvloop then forgets its socket)."""
+    local = raw.extra(SocketAttribute.local_address, None)
+    if local is None:
+        return None
     remote = raw.extra(SocketAttribute.remote_address, None)
     if isinstance(local, tuple):
         server: tuple[str, int | None] = (str(local[0]), int(local[1]))

@@ -293,6 +293,8 @@ class TransportStream(anyio.abc.ByteStream):
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
         transport = self._transport
         sock = transport.get_extra_info("socket")
+        if sock is None:  # uvloop, once the transport has closed (the client reset at once)
+            return {}
         names = _SOCKET_ATTRIBUTE
         attributes: dict[Any, Callable[[], Any]] = {
             names.raw_socket: lambda: sock,
