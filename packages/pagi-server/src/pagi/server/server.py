@@ -248,7 +248,9 @@ class Server:
 
         metrics: MultiprocessRun | None = None
         try:
-            supervisor = Supervisor(self.config, self._run_worker, bind)
+            supervisor = Supervisor(
+                self.config, self._run_worker, bind, stop_new=stop_new_connections
+            )
             if self.config.metrics_bind:
                 # Bound before the supervisor binds and drops privileges.
                 metrics = MultiprocessRun(self.config.metrics_bind, lambda: len(supervisor.workers))

@@ -59,7 +59,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pagi.server.config import ServerConfig
-from pagi.server.net.listeners import stop_new_connections
 
 __all__ = ["STARTUP_FAILED", "Supervisor", "WorkerBody", "WorkerLink"]
 
@@ -133,10 +132,19 @@ class _Worker:
 class Supervisor:
     """Forks and supervises worker processes; see the module docstring."""
 
-    def __init__(self, config: ServerConfig, work: WorkerBody, bind: Binder) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        work: WorkerBody,
+        bind: Binder,
+        stop_new: Callable[[socket.socket], object] | None = None,
+    ) -> None:
         self.config = config
         self.work = work
         self.bind = bind
+        #: Called on each listening socket at SIGTERM so that new connections are not
+        #: queued (given by the server: the supervisor imports nothing but the config).
+        self.stop_new = stop_new
         self.count = self.config.workers
         self.workers: dict[int, _Worker] = {}
         self.stopping = False
@@ -403,8 +411,9 @@ class Supervisor:
         # New connections are dropped from here on (their clients retry and are
         # refused once the sockets are closed); the ones already queued stay for
         # the workers' drains to take, so the last close resets nobody.
-        for sock in self._sockets:
-            stop_new_connections(sock)
+        if self.stop_new is not None:
+            for sock in self._sockets:
+                self.stop_new(sock)
         self._kill_all(signal.SIGTERM)
         # No worker will be forked any more. Holding the listening sockets open
         # until the workers have drained would let clients connect into a backlog
