@@ -11,9 +11,11 @@ none can slip in between taking the queue and closing.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -25,6 +27,7 @@ from server_helpers import hello, read_response
 from server_subprocess import PID_APP, ServerProcess, free_port, wait_children, write_app
 
 from pagi.server.config import ServerConfig
+from pagi.server.net import listeners
 from pagi.server.net.listeners import bind_sockets, stop_new_connections
 
 pytestmark = pytest.mark.anyio
@@ -159,3 +162,25 @@ def test_an_inherited_listener_is_never_stopped(anyio_backend: str) -> None:
     finally:
         inherited.close()
         bound.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux socket filter")
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+def test_the_filter_drops_only_a_new_connections_syn(anyio_backend: str) -> None:
+    """Segments without a bare SYN pass: the ACK that completes a handshake already
+    under way when the listener is stopped joins the queue (it is taken and served)
+    instead of being dropped, which reset that client ~0.2 s later."""
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname()[:2])
+    conn, _ = server.accept()
+    try:
+        program = ctypes.create_string_buffer(listeners._DROP_SYN)
+        fprog = struct.pack("HL", len(listeners._DROP_SYN) // 8, ctypes.addressof(program))
+        conn.setsockopt(socket.SOL_SOCKET, listeners._SO_ATTACH_FILTER, fprog)
+        client.sendall(b"an ACK with data")
+        conn.settimeout(2)
+        assert conn.recv(100) == b"an ACK with data"
+    finally:
+        conn.close()
+        client.close()
+        server.close()

@@ -172,7 +172,19 @@ def reuse_port_sockets(cfg: ServerConfig, sockets: Sequence[socket.socket]) -> l
 #: TCP sockets this process created and bound (not inherited from systemd or --fd).
 _bound_here: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 _SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)  # Linux
-_DROP_ALL = struct.pack("HBBI", 0x06, 0, 0, 0)  # classic BPF: BPF_RET | BPF_K, accept 0 bytes
+#: Classic BPF, run on the TCP header: drop a segment whose flags have SYN without ACK
+#: (a new connection), keep everything else (the ACK that completes a handshake
+#: already under way, which then joins the queue instead of being reset later).
+_DROP_SYN = b"".join(
+    struct.pack("HBBI", code, jt, jf, k)
+    for code, jt, jf, k in (
+        (0x30, 0, 0, 13),  # ldb [13]: the flags byte
+        (0x54, 0, 0, 0x12),  # and #(SYN | ACK)
+        (0x15, 0, 1, 0x02),  # jeq #SYN: next, else skip one
+        (0x06, 0, 0, 0),  # ret #0: drop
+        (0x06, 0, 0, 0xFFFFFFFF),  # ret #-1: keep all of it
+    )
+)
 
 
 def stop_new_connections(sock: socket.socket) -> bool:
@@ -180,17 +192,17 @@ def stop_new_connections(sock: socket.socket) -> bool:
 
     Closing a listening socket resets every connection queued on it. To
     close one without resetting anyone, the last holder first stops new
-    connections from entering its queue (a socket filter that accepts
-    nothing: new SYNs are dropped, so their clients retry and, the socket
-    being closed by then, are refused), then takes what is queued and
-    closes it. Connections already queued stay acceptable. Linux only, and
-    only for TCP sockets this process bound: an inherited one (systemd, an
-    fd) lives on elsewhere, and the filter would go with it.
+    connections from entering its queue (a socket filter: new SYNs are
+    dropped, so their clients retry and, the socket being closed by then,
+    are refused), then takes what is queued and closes it. Connections
+    already queued, or whose handshake is under way, stay acceptable. Linux
+    only, and only for TCP sockets this process bound: an inherited one
+    (systemd, an fd) lives on elsewhere, and the filter would go with it.
     """
     if sock not in _bound_here or sock.fileno() < 0:
         return False
-    program = ctypes.create_string_buffer(_DROP_ALL)  # copied by the kernel
-    fprog = struct.pack("HL", 1, ctypes.addressof(program))  # struct sock_fprog
+    program = ctypes.create_string_buffer(_DROP_SYN)  # copied by the kernel
+    fprog = struct.pack("HL", len(_DROP_SYN) // 8, ctypes.addressof(program))  # sock_fprog
     try:
         sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
     except OSError:
